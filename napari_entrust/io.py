@@ -1,0 +1,361 @@
+"""Load a multimodal case from disk: a BraTS folder, an MSD 4-D NIfTI, or an explicit mapping.
+
+The path of one volume: :func:`find_case_files` says which file holds which modality,
+:func:`napari_entrust.nifti.read_nifti` reads it, the checks below validate it, it is reordered to
+RAS+ and, if its grid differs from the reference modality's, resampled onto it. The result is a
+:class:`napari_entrust.case.Case`. Every problem is reported as an :class:`InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+from nibabel.processing import resample_from_to
+from nibabel import Nifti1Image
+
+from . import geometry
+from . import labels as label_conv
+from .case import Case, Check
+from .errors import InputError
+from .modalities import MODALITIES, MSD_ORDER, NAMING, SEPARATOR, canonical_modality
+from .nifti import NiftiVolume, ReferenceGrid, nifti_suffix, read_nifti, strip_nifti_suffix
+
+Source = str | PathLike | Mapping[str, str | PathLike]
+
+LAYOUTS = ("brats2021", "brats2023", "msd", "explicit")
+
+
+class ResampledWarning(UserWarning):
+    """A modality was on a different grid and has been resampled onto the reference grid."""
+
+
+@dataclass
+class CaseFiles:
+    """Which file holds which modality (an MSD case names one 4-D file for all four)."""
+
+    name: str
+    layout: str
+    modalities: dict[str, Path]
+    labels: Path | None = None
+    ignored: list[Path] = field(default_factory=list)
+
+
+def _scheme_pattern(scheme: str) -> re.Pattern:
+    suffixes = "|".join(sorted(NAMING[scheme].values(), key=len, reverse=True))
+    return re.compile(rf"^(?P<case>.+){re.escape(SEPARATOR[scheme])}(?P<suffix>{suffixes})$", re.IGNORECASE)
+
+
+_PATTERNS = {scheme: _scheme_pattern(scheme) for scheme in NAMING}
+_SUFFIX_TO_MODALITY = {scheme: {v: k for k, v in names.items()} for scheme, names in NAMING.items()}
+
+
+def find_case_files(source: Source, labels: str | PathLike | None = None) -> CaseFiles:
+    """Resolve a case source to files, checking names only (nothing is read yet)."""
+    if isinstance(source, Mapping):
+        return _explicit_files(source, labels)
+    path = Path(source)
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    if path.is_dir():
+        files = _folder_files(path)
+    elif nifti_suffix(path):
+        files = _msd_files(path)
+    else:
+        raise InputError(path, "is neither a case folder nor a NIfTI file (.nii / .nii.gz)")
+    if labels is not None:
+        files.labels = Path(labels)
+    return files
+
+
+def _explicit_files(mapping: Mapping[str, str | PathLike], labels) -> CaseFiles:
+    mods: dict[str, Path] = {}
+    label_path = Path(labels) if labels is not None else None
+    for key, value in mapping.items():
+        try:
+            mod = canonical_modality(key)
+        except ValueError as exc:
+            raise InputError(value, str(exc)) from None
+        if mod == "seg":
+            label_path = Path(value)
+        elif mod in mods:
+            raise InputError(value, f"modality {mod} is given twice (also {mods[mod]})")
+        else:
+            mods[mod] = Path(value)
+    _require_all(mods, where=None)
+    name = _common_case_name([p for p in mods.values()])
+    return CaseFiles(name, "explicit", {m: mods[m] for m in MODALITIES}, label_path)
+
+
+def _common_case_name(paths: list[Path]) -> str:
+    stems = [strip_nifti_suffix(p) for p in paths]
+    prefix = stems[0]
+    for s in stems[1:]:
+        while not s.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix.rstrip("_-") or stems[0]
+
+
+def _folder_files(folder: Path) -> CaseFiles:
+    nifti = sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) and not p.name.startswith("."))
+    found: dict[str, list[tuple[str, Path]]] = {}
+    cases, schemes, ignored = set(), set(), []
+    for p in nifti:
+        stem = strip_nifti_suffix(p)
+        for scheme, pattern in _PATTERNS.items():
+            m = pattern.match(stem)
+            if m:
+                mod = _SUFFIX_TO_MODALITY[scheme][m["suffix"].lower()]
+                found.setdefault(mod, []).append((scheme, p))
+                cases.add(m["case"])
+                schemes.add(scheme)
+                break
+        else:
+            ignored.append(p)
+    if not found:
+        if len(nifti) == 1:
+            return _msd_files(nifti[0])
+        listed = ", ".join(p.name for p in nifti) or "no NIfTI files at all"
+        raise InputError(folder, "holds no BraTS-named modality files (*_t1, *_t1ce, *_t2, *_flair or "
+                                 f"*-t1n, *-t1c, *-t2w, *-t2f; .nii or .nii.gz); found: {listed}")
+    dupes = [(mod, hits) for mod, hits in found.items() if len(hits) > 1]
+    if dupes:
+        first, *rest = [(str(folder), f"modality {mod} is given by {len(hits)} files: "
+                         + ", ".join(p.name for _, p in hits)) for mod, hits in dupes]
+        raise InputError(first[0], first[1], more=rest)
+    if len(cases) > 1:
+        raise InputError(folder, f"holds files of several cases ({', '.join(sorted(cases))}); give one case folder")
+    mods = {mod: hits[0][1] for mod, hits in found.items()}
+    label_path = mods.pop("seg", None)
+    _require_all(mods, where=folder)
+    layout = "brats2023" if schemes == {"brats2023"} else "brats2021"
+    return CaseFiles(cases.pop(), layout, {m: mods[m] for m in MODALITIES}, label_path, ignored)
+
+
+def _msd_files(path: Path) -> CaseFiles:
+    """A Decathlon Task01 image; its label map is looked up in a sibling ``labelsTr`` folder."""
+    label_path = None
+    if path.parent.name.lower().startswith("images"):
+        candidate = path.parent.parent / ("labels" + path.parent.name[len("images"):]) / path.name
+        label_path = candidate if candidate.exists() else None
+    return CaseFiles(strip_nifti_suffix(path), "msd", {m: path for m in MODALITIES}, label_path)
+
+
+def _require_all(mods: Mapping[str, Path], where: Path | None) -> None:
+    missing = [m for m in MODALITIES if m not in mods]
+    if missing:
+        have = ", ".join(f"{m}={p.name}" for m, p in mods.items()) or "none"
+        raise InputError(where, f"missing modality {', '.join(missing)} (found: {have}); "
+                                f"a case needs {', '.join(MODALITIES)}")
+
+
+# ----------------------------------------------------------------------------------------------
+# reading and checking
+
+
+class _Checks:
+    """Collects :class:`Check` results; failures become one :class:`InputError` listing them all."""
+
+    def __init__(self):
+        self.items: list[Check] = []
+
+    def add(self, subject, name: str, ok: bool, detail: str = "") -> bool:
+        self.items.append(Check(str(subject), name, ok, detail))
+        return ok
+
+    def raise_if_failed(self) -> None:
+        failed = [(c.subject, c.detail) for c in self.items if not c.ok]
+        if failed:
+            (path, problem), *rest = failed
+            err = InputError(path, problem, more=rest)
+            err.checks = list(self.items)
+            raise err
+
+
+def _check_image(vol: NiftiVolume, subject: str, checks: _Checks) -> None:
+    bad = int(np.count_nonzero(~np.isfinite(vol.data)))
+    checks.add(subject, "finite values", bad == 0,
+               f"contains {bad} NaN/Inf voxel(s) of {vol.data.size}" if bad else "no NaN/Inf")
+    if bad:
+        return
+    lo, hi = float(vol.data.min()), float(vol.data.max())
+    checks.add(subject, "not empty", hi > lo,
+               f"is empty: every voxel is {lo:g}" if hi <= lo else f"intensity range {lo:g} .. {hi:g}")
+
+
+def _read_modalities(files: CaseFiles, checks: _Checks) -> dict[str, NiftiVolume]:
+    vols: dict[str, NiftiVolume] = {}
+    if files.layout == "msd":
+        path = files.modalities[MODALITIES[0]]
+        try:
+            four_d = read_nifti(path, ndim=4)
+        except InputError as exc:
+            checks.add(path, "readable 4-D NIfTI", False, exc.problem)
+            return vols
+        n = four_d.data.shape[3]
+        if not checks.add(path, "4 volumes (FLAIR, T1w, T1gd, T2w)", n == 4,
+                          f"has {n} volumes; an MSD Task01 image holds 4 (FLAIR, T1w, T1gd, T2w)" if n != 4 else "4 volumes"):
+            return vols
+        for index, mod in enumerate(MSD_ORDER):
+            vol = NiftiVolume(path, np.ascontiguousarray(four_d.data[..., index]), four_d.affine,
+                              four_d.header, four_d.has_affine)
+            _check_image(vol, f"{path}[volume {index}: {mod}]", checks)
+            vols[mod] = vol
+        return {m: vols[m] for m in MODALITIES}
+    for mod, path in files.modalities.items():
+        try:
+            vol = read_nifti(path)
+        except InputError as exc:
+            checks.add(path, "readable 3-D NIfTI", False, exc.problem)
+            continue
+        checks.add(path, "readable 3-D NIfTI", True, f"{mod}: shape {vol.data.shape}")
+        _check_image(vol, path, checks)
+        vols[mod] = vol
+    return vols
+
+
+def _read_labels(path: Path, layout: str, convention: str, checks: _Checks) -> tuple[NiftiVolume, str] | None:
+    try:
+        vol = read_nifti(path, dtype=None)
+    except InputError as exc:
+        checks.add(path, "readable label map", False, exc.problem)
+        return None
+    data = vol.data
+    if not np.issubdtype(data.dtype, np.integer):
+        finite = np.isfinite(data)
+        if not checks.add(path, "finite values", bool(finite.all()),
+                          f"contains {int((~finite).sum())} NaN/Inf voxel(s)"):
+            return None
+        fractional = data != np.round(data)
+        if not checks.add(path, "integer labels", not fractional.any(),
+                          f"holds non-integer values (e.g. {float(data[fractional].flat[0]):g}); expected a label map"):
+            return None
+    values = {int(v) for v in np.unique(data)}
+    if convention == "auto":
+        convention = label_conv.guess_convention(values, layout)
+    unexpected = label_conv.unexpected_values(values, convention)
+    expected = "/".join(str(v) for v in label_conv.CONVENTIONS[convention])
+    if not checks.add(path, "label values", not unexpected,
+                      f"holds unexpected label values {unexpected}; {convention} labels are {expected} "
+                      "(BraTS 2021: 0/1/2/4, BraTS 2023: 0/1/2/3)" if unexpected
+                      else f"values {sorted(values)} ({convention})"):
+        return None
+    vol.data = label_conv.to_internal(data, convention)
+    return vol, convention
+
+
+def _onto_reference(vol: NiftiVolume, ref: NiftiVolume, grid: ReferenceGrid, subject: str, checks: _Checks,
+                    order: int, notes: list[str], resampled: list[str], name: str) -> np.ndarray | None:
+    """Return ``vol`` in RAS+ on the reference grid, resampling (and saying so) when needed."""
+    if vol is ref or (vol.has_affine == ref.has_affine and
+                      geometry.same_grid(vol.data.shape, vol.affine, ref.data.shape, ref.affine)):
+        checks.add(subject, "on the reference grid", True, f"same grid as {ref.path.name}")
+        return geometry.to_canonical(vol.data, ref.affine)[0]
+    if not (vol.has_affine and ref.has_affine):
+        which = vol.path if not vol.has_affine else ref.path
+        if vol.data.shape == ref.data.shape:
+            note = (f"{name}: {which.name} has no usable affine (qform/sform code 0); shapes match, so it is "
+                    f"taken to be on the grid of {ref.path.name}")
+            notes.append(note)
+            checks.add(subject, "on the reference grid", True, note)
+            return geometry.to_canonical(vol.data, ref.affine)[0]
+        checks.add(subject, "on the reference grid", False,
+                   f"shape {vol.data.shape} differs from the reference {ref.path.name} {ref.data.shape} and "
+                   f"{which.name} has no usable affine (qform/sform code 0), so it cannot be aligned")
+        return None
+    overlap = geometry.overlap_fraction(ref.data.shape, ref.affine, vol.data.shape, vol.affine)
+    if overlap <= 0.0:
+        lo, hi = geometry.world_bounds(vol.data.shape, vol.affine)
+        rlo, rhi = geometry.world_bounds(ref.data.shape, ref.affine)
+        checks.add(subject, "overlaps the reference grid", False,
+                   f"does not overlap the reference grid of {ref.path.name}: its extent is "
+                   f"{np.round(lo, 1).tolist()}..{np.round(hi, 1).tolist()} mm, the reference's "
+                   f"{np.round(rlo, 1).tolist()}..{np.round(rhi, 1).tolist()} mm")
+        return None
+    canon, canon_affine = geometry.to_canonical(vol.data, vol.affine)
+    out = resample_from_to(Nifti1Image(canon, canon_affine), (grid.canonical_shape, grid.canonical_affine),
+                           order=order, mode="constant", cval=0.0)
+    data = np.asarray(out.dataobj).astype(vol.data.dtype, copy=False)
+    note = (f"{name}: {vol.path.name} is on a different grid (shape {vol.data.shape}, spacing "
+            f"{np.round(geometry.voxel_sizes(vol.affine), 3).tolist()} mm, {geometry.orientation_codes(vol.affine)}); "
+            f"resampled onto the grid of {ref.path.name} ({'nearest' if order == 0 else 'linear'}; "
+            f"{overlap:.0%} of the reference extent covered)")
+    warnings.warn(note, ResampledWarning, stacklevel=4)
+    notes.append(note)
+    resampled.append(name)
+    checks.add(subject, "on the reference grid", True, note)
+    return data
+
+
+def load_case(source: Source, *, labels: str | PathLike | None = None, reference: str | None = None,
+              label_convention: str = "auto") -> Case:
+    """Load and validate a case. Raises :class:`InputError` listing every problem found.
+
+    ``source``: a BraTS 2021/2023 case folder, an MSD Task01 4-D NIfTI, or a mapping
+    ``{"t1": path, "t1ce": path, "t2": path, "flair": path[, "seg": path]}``.
+    ``reference``: modality whose grid and orientation outputs are written on (default: the first
+    of t1, t1ce, t2, flair). ``label_convention``: ``auto``, ``brats2021``, ``brats2023`` or ``msd``.
+    """
+    case, checks = _load(source, labels, reference, label_convention)
+    checks.raise_if_failed()
+    return case
+
+
+def inspect_case(source: Source, **kwargs) -> tuple[Case | None, list[Check]]:
+    """Run every check that can be run and return them with the case (None if any failed)."""
+    try:
+        case, checks = _load(source, kwargs.get("labels"), kwargs.get("reference"),
+                             kwargs.get("label_convention", "auto"))
+    except InputError as exc:
+        where = [Check(p, "case files", False, msg) for p, msg in exc.problems]
+        return None, getattr(exc, "checks", []) + where
+    failed = any(not c.ok for c in checks.items)
+    return (None if failed else case), checks.items
+
+
+def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Checks]:
+    if label_convention not in ("auto", *label_conv.CONVENTIONS):
+        raise ValueError(f"label_convention must be auto or one of {sorted(label_conv.CONVENTIONS)}")
+    files = find_case_files(source, labels)
+    checks = _Checks()
+    for p in files.ignored:
+        checks.add(p, "recognised file name", True, "not a modality or label file of this case; ignored")
+    vols = _read_modalities(files, checks)
+    label_read = None
+    if files.labels is not None:
+        label_read = _read_labels(files.labels, files.layout, label_convention, checks)
+    if len(vols) < len(MODALITIES):
+        checks.raise_if_failed()
+    ref_mod = canonical_modality(reference) if reference else MODALITIES[0]
+    if ref_mod not in vols:
+        raise InputError(None, f"reference modality {reference!r} is not one of {', '.join(vols)}")
+    ref = vols[ref_mod]
+    grid = ReferenceGrid.from_volume(ref)
+    notes: list[str] = []
+    resampled: list[str] = []
+    if geometry.is_oblique(ref.affine):
+        notes.append(f"{ref.path.name} has an oblique affine; arrays are kept in the closest RAS+ axis order "
+                     "and outputs carry the full oblique affine")
+    images: dict[str, np.ndarray] = {}
+    for mod, vol in vols.items():
+        subject = vol.path if files.layout != "msd" else f"{vol.path}[{mod}]"
+        data = _onto_reference(vol, ref, grid, subject, checks, 1, notes, resampled, mod)
+        if data is not None:
+            images[mod] = np.ascontiguousarray(data, dtype=np.float32)
+    label_data, convention = None, None
+    if label_read is not None:
+        label_vol, convention = label_read
+        data = _onto_reference(label_vol, ref, grid, label_vol.path, checks, 0, notes, resampled, "labels")
+        if data is not None:
+            label_data = np.ascontiguousarray(data, dtype=np.uint8)
+    if any(not c.ok for c in checks.items):
+        return None, checks
+    sources = {m: (str(v.path) if files.layout != "msd" else f"{v.path}[{MSD_ORDER.index(m)}]") for m, v in vols.items()}
+    case = Case(files.name, images, grid, label_data, files.layout, sources,
+                str(files.labels) if files.labels else None, convention, resampled, notes, checks.items)
+    return case, checks

@@ -1,0 +1,196 @@
+"""Reading one NIfTI file safely and writing outputs back onto a reference grid, atomically.
+
+Every failure here becomes an :class:`InputError`/:class:`OutputError` naming the file, never a
+traceback from inside nibabel, gzip or zlib.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from . import geometry
+from .errors import InputError, OutputError
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+def nifti_suffix(path: str | os.PathLike) -> str | None:
+    """``".nii.gz"`` or ``".nii"`` when the name ends so (any case), else None."""
+    name = Path(path).name.lower()
+    return next((s for s in NIFTI_SUFFIXES if name.endswith(s)), None)
+
+
+def strip_nifti_suffix(path: str | os.PathLike) -> str:
+    name = Path(path).name
+    suffix = nifti_suffix(name)
+    return name[: -len(suffix)] if suffix else name
+
+
+@dataclass
+class NiftiVolume:
+    """One volume as it is in its file: data in file voxel order, the file's affine and header."""
+
+    path: Path
+    data: np.ndarray
+    affine: np.ndarray
+    header: nib.Nifti1Header
+    has_affine: bool  #: the file sets qform or sform (code > 0); otherwise the affine is a guess
+
+    @property
+    def label(self) -> str:
+        return str(self.path)
+
+
+def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> NiftiVolume:
+    """Read a whole NIfTI file, checking that it exists, decodes completely and has ``ndim`` dims.
+
+    Trailing singleton axes beyond ``ndim`` (``X×Y×Z×1``) are dropped. ``dtype=None`` keeps the
+    stored values (use it for label maps).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "does not exist")
+    if path.is_dir():
+        raise InputError(path, "is a folder, expected a NIfTI file (.nii or .nii.gz)")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises many types for foreign or damaged files
+        raise InputError(path, f"cannot be read as NIfTI ({_reason(exc)})") from None
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputError(path, f"is a {type(img).__name__}, not a NIfTI image; convert it to .nii.gz")
+    shape = tuple(int(s) for s in img.shape)
+    while len(shape) > ndim and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != ndim or min(shape) < 2:
+        what = {3: "a 3-D volume", 4: "a 4-D image"}.get(ndim, f"{ndim}-D")
+        raise InputError(path, f"has shape {tuple(img.shape)} ({len(img.shape)}-D); expected {what}")
+    try:
+        data = np.asanyarray(img.dataobj)
+        data = data.reshape(shape)
+    except Exception as exc:
+        raise InputError(path, f"is truncated or corrupt: its data cannot be decoded ({_reason(exc)})") from None
+    if dtype is not None:
+        data = data.astype(dtype, copy=False)
+    header = img.header
+    has_affine = int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0
+    return NiftiVolume(path, data, np.asarray(img.affine, dtype=float), header, has_affine)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class ReferenceGrid:
+    """The grid and orientation outputs are written on: that of the reference input file.
+
+    Internally arrays are RAS+ canonical (:attr:`canonical_affine`); :meth:`image` puts them back
+    in the file's voxel order with its affine and qform/sform codes, so outputs overlay the input.
+    """
+
+    path: Path
+    shape: tuple[int, int, int]
+    affine: np.ndarray
+    header: nib.Nifti1Header
+
+    @classmethod
+    def from_volume(cls, vol: NiftiVolume) -> "ReferenceGrid":
+        return cls(vol.path, tuple(vol.data.shape[:3]), vol.affine, vol.header.copy())
+
+    @property
+    def canonical_affine(self) -> np.ndarray:
+        return geometry.canonical_grid(self.shape, self.affine)[1]
+
+    @property
+    def canonical_shape(self) -> tuple[int, int, int]:
+        return geometry.canonical_grid(self.shape, self.affine)[0]
+
+    @property
+    def spacing(self) -> np.ndarray:
+        return geometry.voxel_sizes(self.affine)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
+
+    def image(self, canonical: np.ndarray, dtype=None, description: str = "") -> nib.Nifti1Image:
+        """A NIfTI image of RAS+ data (shape ``canonical_shape`` plus optional trailing axes)."""
+        if tuple(canonical.shape[:3]) != self.canonical_shape:
+            raise ValueError(f"array shape {canonical.shape} does not match the grid {self.canonical_shape}")
+        data = geometry.from_canonical(np.asarray(canonical), self.affine)
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
+        if data.dtype == bool:
+            data = data.astype(np.uint8)
+        header = nib.Nifti1Header()
+        header.set_xyzt_units(*self.header.get_xyzt_units())
+        header.set_data_dtype(data.dtype)
+        img = nib.Nifti1Image(data, self.affine, header)
+        img.set_qform(self.affine, code=int(self.header["qform_code"]))
+        img.set_sform(self.affine, code=int(self.header["sform_code"]))
+        img.header.set_slope_inter(np.nan, np.nan)
+        if description:
+            img.header["descrip"] = description[:79].encode("ascii", "replace")
+        return img
+
+
+def check_writable(paths: list[Path], overwrite: bool) -> None:
+    """Refuse before writing anything if an output exists (unless ``overwrite``) or has a bad name."""
+    for path in paths:
+        if nifti_suffix(path) is None and path.suffix.lower() not in (".json", ".csv", ".png", ".md", ".txt"):
+            raise OutputError(path, "output name must end in .nii.gz or .nii")
+        if path.exists() and not overwrite:
+            raise OutputError(path, "already exists; refusing to overwrite it (use --overwrite / overwrite=True)")
+        if path.is_dir():
+            raise OutputError(path, "is a folder; cannot replace it with a file")
+
+
+def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = False) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place.
+
+    Nothing is left half-written: a crash or error leaves any existing ``path`` untouched.
+    """
+    path = Path(path)
+    check_writable([path], overwrite)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(path.parent, f"cannot create the output folder ({_reason(exc)})") from None
+    suffix = nifti_suffix(path) or path.suffix
+    tmp = path.with_name(f".{path.name[: -len(suffix)] if suffix else path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as exc:
+        raise OutputError(path, f"cannot be written ({_reason(exc)})") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_nifti(img: nib.Nifti1Image, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write a NIfTI image atomically (temporary file, then rename)."""
+    return atomic_write(path, lambda tmp: nib.save(img, str(tmp)), overwrite=overwrite)
+
+
+def write_on_grid(
+    canonical: np.ndarray,
+    grid: ReferenceGrid,
+    path: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    dtype=None,
+    description: str = "",
+) -> Path:
+    """Write RAS+ data back on the reference grid (orientation, affine, qform/sform codes)."""
+    return save_nifti(grid.image(canonical, dtype=dtype, description=description), path, overwrite=overwrite)
