@@ -42,6 +42,8 @@ class Case:
     resampled: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    #: per modality (and "labels"): geometry of the source file as stored (shape, spacing, orientation, codes)
+    file_geometry: dict[str, dict] = field(default_factory=dict)
 
     @property
     def modalities(self) -> tuple[str, ...]:

@@ -355,7 +355,24 @@ def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Ch
             label_data = np.ascontiguousarray(data, dtype=np.uint8)
     if any(not c.ok for c in checks.items):
         return None, checks
+    file_geometry = {m: describe_geometry(v) for m, v in vols.items()}
+    if label_read is not None:
+        file_geometry["labels"] = describe_geometry(label_read[0])
     sources = {m: (str(v.path) if files.layout != "msd" else f"{v.path}[{MSD_ORDER.index(m)}]") for m, v in vols.items()}
     case = Case(files.name, images, grid, label_data, files.layout, sources,
-                str(files.labels) if files.labels else None, convention, resampled, notes, checks.items)
+                str(files.labels) if files.labels else None, convention, resampled, notes, checks.items,
+                file_geometry)
     return case, checks
+
+
+def describe_geometry(vol: NiftiVolume) -> dict:
+    """Shape, spacing, orientation and qform/sform codes of a file as stored (for ``entrust info``)."""
+    return {
+        "path": str(vol.path),
+        "shape": list(vol.data.shape),
+        "spacing_mm": [round(float(v), 4) for v in geometry.voxel_sizes(vol.affine)],
+        "orientation": geometry.orientation_codes(vol.affine),
+        "oblique": geometry.is_oblique(vol.affine),
+        "qform_code": int(vol.header["qform_code"]),
+        "sform_code": int(vol.header["sform_code"]),
+    }

@@ -14,18 +14,23 @@ Geometry is built at 1 mm and block-averaged to the output spacing, which is exa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from . import geometry
+from . import labels as label_conv
 from .anatomy import load_mni_anatomy
 from .case import Case
 from .labels import ED, ET, NCR
-from .modalities import MODALITIES
+from .modalities import MODALITIES, MSD_ORDER, NAMING, SEPARATOR
+from .nifti import atomic_write, check_writable, write_on_grid
 from .mri_signal import HEALTHY, LESION, TISSUES, noise_sigma, signal
 
 GENERATOR_VERSION = 1
@@ -70,8 +75,7 @@ class Phantom:
         return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
 
     def to_case(self) -> Case:
-        case = Case.from_arrays(self.images, self.affine, name=self.name, labels=self.labels, layout="phantom")
-        return case
+        return Case.from_arrays(self.images, self.affine, name=self.name, labels=self.labels, layout="phantom")
 
 
 def make_phantom(seed: int = 0, spacing: int = 2, n_raters: int = 4, misregistration: bool | None = None,
@@ -306,7 +310,9 @@ def _place_events(h: _Healthy, les: _Lesion, rng) -> dict[str, np.ndarray]:
     rel = les.coords - les.seed_vox.astype(np.float32)[:, None, None, None]
     first = None
     events = {}
-    for kind, radius_range, gap_range in (("flair_only", (4.0, 7.0), (-0.3, 0.1)), ("t1ce_focus", (3.0, 4.5), (2.0, 6.0))):
+    # (radius mm, centre distance beyond the lesion border in radii, extra gap in mm)
+    placements = (("flair_only", (4.0, 7.0), (0.7, 1.1), (0.0, 0.0)), ("t1ce_focus", (3.0, 4.5), (1.0, 1.0), (1.5, 5.0)))
+    for kind, radius_range, radii_range, gap_mm in placements:
         for _ in range(60):
             v = rng.normal(size=3)
             v /= np.linalg.norm(v)
@@ -316,7 +322,7 @@ def _place_events(h: _Healthy, les: _Lesion, rng) -> dict[str, np.ndarray]:
             if boundary is None:
                 continue
             r = rng.uniform(*radius_range)
-            centre = boundary + v * (r * (1 + rng.uniform(*gap_range)))
+            centre = boundary + v * (r * rng.uniform(*radii_range) + rng.uniform(*gap_mm))
             d = rel - (centre - (les.seed_vox - np.array([s.start for s in les.box])))[:, None, None, None].astype(np.float32)
             dist = np.sqrt((d ** 2).sum(axis=0))
             blob = (dist < r * _radial(d / np.maximum(dist, 1e-3), rng, 0.2)) & brain & ~lesion
@@ -431,6 +437,74 @@ def _imaging_chain(clean, full, brain, rng) -> tuple[dict[str, np.ndarray], np.n
 
 
 def _centre_mm(mask: np.ndarray, affine: np.ndarray) -> list[float]:
-    import nibabel as nib
-
     return [round(float(v), 1) for v in nib.affines.apply_affine(affine, ndimage.center_of_mass(mask))]
+
+
+# ----------------------------------------------------------------------------------------------
+# writing a phantom case to disk
+
+FORMATS = ("brats2021", "brats2023", "msd")
+
+
+def phantom_paths(name: str, out_dir: Path, fmt: str, n_raters: int) -> dict[str, Path]:
+    """Where each file of a phantom case goes, in the naming of ``fmt``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "msd":
+        paths = {"image": out_dir / "imagesTr" / f"{name}.nii.gz", "seg": out_dir / "labelsTr" / f"{name}.nii.gz"}
+    else:
+        sep = SEPARATOR[fmt]
+        paths = {m: out_dir / f"{name}{sep}{NAMING[fmt][m]}.nii.gz" for m in (*MODALITIES, "seg")}
+    truth = out_dir / "truth"
+    paths["conflict"] = truth / "conflict.nii.gz"
+    paths["visibility"] = truth / "visibility.nii.gz"
+    for r in range(n_raters):
+        paths[f"rater{r + 1}"] = truth / f"rater{r + 1}.nii.gz"
+    paths["metadata"] = truth / "phantom.json"
+    return paths
+
+
+def save_phantom(ph: Phantom, out_dir: str | Path, fmt: str = "brats2021", *, overwrite: bool = False,
+                 progress: Progress | None = None) -> dict[str, Path]:
+    """Write the four images, the label map and the ground truth as NIfTI (+ ``truth/phantom.json``).
+
+    Nothing is written if any target exists and ``overwrite`` is False; each file is written atomically.
+    Label maps use the label values of ``fmt`` (BraTS 2021: ET = 4; BraTS 2023 and MSD: ET = 3).
+    """
+    out_dir = Path(out_dir)
+    paths = phantom_paths(ph.name, out_dir, fmt, len(ph.raters))
+    check_writable(list(paths.values()), overwrite)
+    grid = ph.to_case().grid
+    convention = "msd" if fmt == "msd" else fmt
+    steps = [(k, p) for k, p in paths.items() if k != "metadata"]
+    for i, (key, path) in enumerate(steps):
+        if progress:
+            progress(i / len(steps), f"writing {path.name}")
+        if key == "image":
+            data = np.stack([ph.images[m] for m in MSD_ORDER], axis=-1)
+            write_on_grid(data, grid, path, overwrite=overwrite, dtype=np.float32, description="FLAIR,T1w,T1gd,T2w")
+        elif key in MODALITIES:
+            write_on_grid(ph.images[key], grid, path, overwrite=overwrite, dtype=np.float32, description=f"phantom {key}")
+        elif key == "seg" or key.startswith("rater"):
+            lab = ph.labels if key == "seg" else ph.raters[int(key[5:]) - 1]
+            write_on_grid(label_conv.from_internal(lab, convention), grid, path, overwrite=overwrite, dtype=np.uint8,
+                          description=f"{convention} labels")
+        elif key == "conflict":
+            write_on_grid(ph.conflict, grid, path, overwrite=overwrite, dtype=np.uint8, description="conflict mask")
+        elif key == "visibility":
+            write_on_grid(np.moveaxis(ph.visibility, 0, -1), grid, path, overwrite=overwrite, dtype=np.uint8,
+                          description="visibility " + ",".join(MODALITIES))
+    meta = {
+        "name": ph.name, "seed": ph.seed, "spacing_mm": ph.spacing, "generator_version": GENERATOR_VERSION,
+        "format": fmt, "label_convention": convention, "visibility_order": list(MODALITIES),
+        "n_raters": int(len(ph.raters)),
+        "events": [asdict(e) for e in ph.events],
+        "volumes_ml": {name: float((ph.labels == v).sum() * ph.voxel_volume_ml)
+                       for v, name in label_conv.LABEL_NAMES.items() if v},
+        "conflict_ml": float(ph.conflict.sum() * ph.voxel_volume_ml),
+        "files": {k: str(p.relative_to(out_dir)) for k, p in paths.items()},
+    }
+    atomic_write(paths["metadata"], lambda tmp: tmp.write_text(json.dumps(meta, indent=2)), overwrite=overwrite)
+    if progress:
+        progress(1.0, "written")
+    return paths
