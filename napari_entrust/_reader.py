@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputError
-from .io import find_case_files, load_case
+from .io import find_case_files, is_msd_image, load_case
 from .layers import case_layers
 
 
@@ -15,10 +15,13 @@ def get_reader(path: str | list[str]):
         if len(path) != 1:
             return None
         path = path[0]
+    path = Path(path)
     try:
-        find_case_files(Path(path))
+        find_case_files(path)
     except InputError:
         return None
+    if path.is_file() and not is_msd_image(path):
+        return None  # a single 3-D volume: not a whole case, leave it to other readers
     return read_case
 
 

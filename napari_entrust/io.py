@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from nibabel.processing import resample_from_to
-from nibabel import Nifti1Image
+import nibabel as nib
 
 from . import geometry
 from . import labels as label_conv
@@ -146,6 +146,15 @@ def _msd_files(path: Path) -> CaseFiles:
     return CaseFiles(strip_nifti_suffix(path), "msd", {m: path for m in MODALITIES}, label_path)
 
 
+def is_msd_image(path: str | PathLike) -> bool:
+    """True for a NIfTI file holding four 3-D volumes (read from the header only)."""
+    try:
+        shape = nib.load(str(path)).shape
+    except Exception:
+        return False
+    return len(shape) == 4 and shape[3] == 4
+
+
 def _require_all(mods: Mapping[str, Path], where: Path | None) -> None:
     missing = [m for m in MODALITIES if m not in mods]
     if missing:
@@ -225,6 +234,7 @@ def _read_labels(path: Path, layout: str, convention: str, checks: _Checks) -> t
     except InputError as exc:
         checks.add(path, "readable label map", False, exc.problem)
         return None
+    checks.add(path, "readable label map", True, f"shape {vol.data.shape}, {vol.data.dtype}")
     data = vol.data
     if not np.issubdtype(data.dtype, np.integer):
         finite = np.isfinite(data)
@@ -278,7 +288,7 @@ def _onto_reference(vol: NiftiVolume, ref: NiftiVolume, grid: ReferenceGrid, sub
                    f"{np.round(rlo, 1).tolist()}..{np.round(rhi, 1).tolist()} mm")
         return None
     canon, canon_affine = geometry.to_canonical(vol.data, vol.affine)
-    out = resample_from_to(Nifti1Image(canon, canon_affine), (grid.canonical_shape, grid.canonical_affine),
+    out = resample_from_to(nib.Nifti1Image(canon, canon_affine), (grid.canonical_shape, grid.canonical_affine),
                            order=order, mode="constant", cval=0.0)
     data = np.asarray(out.dataobj).astype(vol.data.dtype, copy=False)
     note = (f"{name}: {vol.path.name} is on a different grid (shape {vol.data.shape}, spacing "

@@ -49,8 +49,9 @@ def test_reader_opens_a_brats_folder_in_place(make_napari_viewer, brats_case_dir
     assert shot.ndim == 3 and shot[..., :3].std() > 5  # something was drawn by the GL canvas
 
 
-def test_reader_declines_what_it_cannot_read(tmp_path):
+def test_reader_declines_what_it_cannot_read(tmp_path, brats_case_dir):
     (tmp_path / "notes.txt").write_text("x")
+    assert get_reader(str(next(brats_case_dir.glob("*_t1.nii.gz")))) is None  # one 3-D volume is not a case
     assert get_reader(str(tmp_path)) is None
     assert get_reader(str(tmp_path / "notes.txt")) is None
     assert get_reader([str(tmp_path), str(tmp_path)]) is None
