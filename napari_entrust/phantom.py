@@ -111,53 +111,82 @@ def make_phantom(seed: int = 0, spacing: int = 2, n_raters: int = 4, misregistra
     labels = _labels_from_fractions(frac)
     report(0.75, "rendering T1, T1ce, T2, FLAIR")
     clean, full = _render(frac)
-    events: list[ConflictEvent] = []
-    footprints: list[np.ndarray] = []
-    event_labels: list[np.ndarray] = []
-    taken = labels > 0
-    for kind, modality, label in (("flair_only", "flair", ED), ("t1ce_focus", "t1ce", ET)):
-        fp = (frac[kind] >= 0.5) & ~taken & brain
-        if fp.any():
-            taken |= fp
-            footprints.append(fp)
-            event_labels.append(np.where(fp, label, 0).astype(np.uint8))
-            events.append(ConflictEvent(kind, modality, label, _centre_mm(fp, affine),
-                                        float(fp.sum()) * abs(np.linalg.det(affine[:3, :3])) / 1000.0,
-                                        detail=_EVENT_DETAIL[kind]))
+    events = _conflict_events(frac, labels, brain, affine)
     if misregistration:
-        modality = ("t2", "flair")[int(rng.integers(2))]
-        shift = np.zeros(3)
-        shift[int(rng.integers(3))] = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) / spacing  # 1–2 mm
-        for images in (clean, full):
-            images[modality] = ndimage.shift(images[modality], shift, order=1, mode="nearest")
-        shifted = {k: ndimage.shift(frac[k], shift, order=1, mode="constant") for k in LESION}
-        shifted_labels = _labels_from_fractions(shifted)
-        band = ((shifted_labels > 0) != (labels > 0)) & brain & ~taken_by_events(footprints, brain)
-        if band.any():
-            footprints.append(band)
-            event_labels.append(np.where(band, shifted_labels, labels).astype(np.uint8))
-            events.append(ConflictEvent("misregistration", modality, None, _centre_mm(band, affine),
-                                        float(band.sum()) * abs(np.linalg.det(affine[:3, :3])) / 1000.0,
-                                        detail=f"{modality} shifted by {np.round(shift * spacing, 2).tolist()} mm"))
+        event = _misregister(clean, full, frac, labels, brain, affine, spacing, rng, taken=_union(events, brain))
+        if event is not None:
+            events.append(event)
     report(0.85, "imaging chain: PSF, bias field, Rician noise")
     images, visibility = _imaging_chain(clean, full, brain, imaging_rng)
     report(0.95, "raters")
-    raters = np.repeat(labels[None], n_raters, axis=0)
-    for event, fp, lab in zip(events, footprints, event_labels):
-        include = rater_rng.random(n_raters) < 0.5
-        if n_raters >= 2 and (include.all() or not include.any()):
-            include[int(rater_rng.integers(n_raters))] ^= True  # every conflict region stays ambiguous
-        event.included_by = [int(r) for r in np.flatnonzero(include)]
-        for r in event.included_by:
-            raters[r][fp] = lab[fp]
-    conflict = taken_by_events(footprints, brain)
+    raters = _rate(labels, events, n_raters, rater_rng)
     report(1.0, "done")
-    return Phantom(f"phantom-{seed:05d}", seed, spacing, affine, images, labels, visibility, conflict, raters,
-                   events, frac, brain)
+    return Phantom(f"phantom-{seed:05d}", seed, spacing, affine, images, labels, visibility, _union(events, brain),
+                   raters, [e.event for e in events], frac, brain)
 
 
-def taken_by_events(footprints: list[np.ndarray], like: np.ndarray) -> np.ndarray:
-    return np.logical_or.reduce(footprints) if footprints else np.zeros_like(like)
+@dataclass
+class _Footprint:
+    """A conflict event with its voxels and the labels raters give there when they include it."""
+
+    event: ConflictEvent
+    mask: np.ndarray
+    labels: np.ndarray
+
+
+def _union(events: list[_Footprint], like: np.ndarray) -> np.ndarray:
+    return np.logical_or.reduce([e.mask for e in events]) if events else np.zeros_like(like)
+
+
+def _volume_ml(mask: np.ndarray, affine: np.ndarray) -> float:
+    return float(mask.sum()) * abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+
+
+def _conflict_events(frac, labels, brain, affine) -> list[_Footprint]:
+    """The FLAIR-only and T1ce-only regions, where at least half of a voxel is the event."""
+    out: list[_Footprint] = []
+    taken = labels > 0
+    for kind, modality, label in (("flair_only", "flair", ED), ("t1ce_focus", "t1ce", ET)):
+        mask = (frac[kind] >= 0.5) & ~taken & brain
+        if mask.any():
+            taken |= mask
+            event = ConflictEvent(kind, modality, label, _centre_mm(mask, affine), _volume_ml(mask, affine),
+                                  detail=_EVENT_DETAIL[kind])
+            out.append(_Footprint(event, mask, np.where(mask, label, 0).astype(np.uint8)))
+    return out
+
+
+def _misregister(clean, full, frac, labels, brain, affine, spacing, rng, taken) -> _Footprint | None:
+    """Shift T2 or FLAIR by 1–2 mm; the band where its lesion border differs becomes a conflict."""
+    modality = ("t2", "flair")[int(rng.integers(2))]
+    shift = np.zeros(3)
+    shift[int(rng.integers(3))] = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) / spacing
+    for images in (clean, full):
+        images[modality] = ndimage.shift(images[modality], shift, order=1, mode="nearest")
+    shifted_labels = _labels_from_fractions({k: ndimage.shift(frac[k], shift, order=1, mode="constant") for k in LESION})
+    band = ((shifted_labels > 0) != (labels > 0)) & brain & ~taken
+    if not band.any():
+        return None
+    event = ConflictEvent("misregistration", modality, None, _centre_mm(band, affine), _volume_ml(band, affine),
+                          detail=f"{modality} shifted by {np.round(shift * spacing, 2).tolist()} mm")
+    return _Footprint(event, band, np.where(band, shifted_labels, labels).astype(np.uint8))
+
+
+def _rate(labels, events: list[_Footprint], n_raters: int, rng) -> np.ndarray:
+    """Raters give the consensus labels, and each includes or excludes each event at random.
+
+    With two or more raters every event is included by some and excluded by others, so each
+    conflict region stays genuinely ambiguous in the ground truth.
+    """
+    raters = np.repeat(labels[None], n_raters, axis=0)
+    for fp in events:
+        include = rng.random(n_raters) < 0.5
+        if n_raters >= 2 and (include.all() or not include.any()):
+            include[int(rng.integers(n_raters))] ^= True
+        fp.event.included_by = [int(r) for r in np.flatnonzero(include)]
+        for r in fp.event.included_by:
+            raters[r][fp.mask] = fp.labels[fp.mask]
+    return raters
 
 
 _EVENT_DETAIL = {
