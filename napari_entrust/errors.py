@@ -38,3 +38,7 @@ class OutputError(EntrustError, OSError):
         self.path = str(Path(path))
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class Cancelled(EntrustError):
+    """The user stopped a long run; nothing was written and nothing needs cleaning up."""

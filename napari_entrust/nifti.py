@@ -142,10 +142,8 @@ class ReferenceGrid:
 
 
 def check_writable(paths: list[Path], overwrite: bool) -> None:
-    """Refuse before writing anything if an output exists (unless ``overwrite``) or has a bad name."""
+    """Refuse before writing anything if an output exists (unless ``overwrite``) or is a folder."""
     for path in paths:
-        if nifti_suffix(path) is None and path.suffix.lower() not in (".json", ".csv", ".png", ".md", ".txt"):
-            raise OutputError(path, "output name must end in .nii.gz or .nii")
         if path.exists() and not overwrite:
             raise OutputError(path, "already exists; refusing to overwrite it (use --overwrite / overwrite=True)")
         if path.is_dir():
@@ -180,6 +178,8 @@ def atomic_write(path: str | os.PathLike, write, *, overwrite: bool = False) -> 
 
 def save_nifti(img: nib.Nifti1Image, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write a NIfTI image atomically (temporary file, then rename)."""
+    if nifti_suffix(path) is None:
+        raise OutputError(path, "output name must end in .nii.gz or .nii")
     return atomic_write(path, lambda tmp: nib.save(img, str(tmp)), overwrite=overwrite)
 
 

@@ -7,9 +7,9 @@ import sys
 
 from .. import __version__
 from ..errors import EntrustError
-from . import info, sample
+from . import info, predict, sample, train
 
-COMMANDS = (sample, info)
+COMMANDS = (sample, info, predict, train)
 
 
 def build_parser() -> argparse.ArgumentParser:

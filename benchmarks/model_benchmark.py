@@ -1,0 +1,229 @@
+"""EnTrust model benchmark on held-out phantom cases (seeds 9000+, never used in training).
+
+    python benchmarks/model_benchmark.py [--model CKPT] [--cases 5] [--no-conflict-model CKPT]
+
+Prints tables and writes benchmarks/results/model_benchmark.{json,md}:
+  1. accuracy: Dice WT / TC / ET of the mask against the phantom label map;
+  2. the central claim: TrustMap AUROC for conflict voxels vs the other voxels within 5 mm of the
+     lesion, and mean pairwise disagreement of the hypotheses inside conflict regions over that in
+     the rest of the lesion's neighbourhood; for the model, the same model with F_cf zeroed at
+     inference, and (if given) a model trained without the conflict branch;
+  3. speed and memory on this machine, K = 8: `entrust predict`'s engine on the 2 mm phantom vs
+     five forward passes of a plain MONAI UNet over the same volume (each measured in a fresh
+     process for peak RSS, and both in this process for wall time), plus the achieved GFLOP/s of
+     the denoiser loop against a plain torch.matmul.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+from sklearn.metrics import roc_auc_score
+
+from napari_entrust.checkpoint import load_checkpoint
+from napari_entrust.config import SamplingConfig
+from napari_entrust.engine import predict_case
+from napari_entrust.labels import to_regions
+from napari_entrust.phantom import make_phantom
+
+HELD_OUT_SEED0 = 9000
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
+def conflict_metrics(ph, pred) -> dict:
+    """AUROC of the TrustMap (conflict vs other voxels ≤ 5 mm from the lesion) and the disagreement ratio."""
+    lesion = (ph.labels > 0) | ph.conflict
+    near = ndimage.distance_transform_edt(~lesion, sampling=ph.spacing) <= 5.0
+    negatives = near & ~ph.conflict
+    y = np.r_[np.ones(ph.conflict.sum()), np.zeros(negatives.sum())]
+    score = np.r_[pred.trustmap[ph.conflict], pred.trustmap[negatives]]
+    auroc = float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
+    k = pred.samples.shape[0]
+    wt = (pred.samples > 0).mean(0)  # share of hypotheses calling the voxel tumour
+    disagreement = 2 * wt * (1 - wt) * k / max(k - 1, 1)  # mean pairwise disagreement
+    inside, rest = disagreement[ph.conflict].mean(), disagreement[negatives].mean()
+    return {"conflict_auroc": auroc, "disagreement_conflict": float(inside), "disagreement_rest": float(rest),
+            "disagreement_ratio": float(inside / rest) if rest > 0 else float("inf")}
+
+
+def evaluate(bundle, phantoms, sampling: SamplingConfig) -> list[dict]:
+    rows = []
+    for ph in phantoms:
+        pred = predict_case(ph.to_case(), bundle, sampling)
+        gt, pr = to_regions(ph.labels), pred.prob > 0.5
+        rows.append({"case": ph.name, **{f"dice_{r}": dice(g, p) for r, g, p in zip(("WT", "TC", "ET"), gt, pr)},
+                     **conflict_metrics(ph, pred), "seconds": pred.summary["timings_s"]["total_s"],
+                     "case_score": pred.summary["case_score"]["score"]})
+    return rows
+
+
+def mean_row(rows: list[dict]) -> dict:
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k != "case"}
+
+
+# -- speed and memory ------------------------------------------------------------------------------
+
+def baseline_unet():
+    from monai.networks.nets import UNet
+
+    return UNet(spatial_dims=2, in_channels=12, out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2),
+                num_res_units=1).eval()
+
+
+def run_baseline(ph, passes: int = 5) -> float:
+    """Five forward passes of a plain MONAI UNet over every slice of the volume (the 5× ensemble cost)."""
+    from napari_entrust.normalize import normalize_case
+    from napari_entrust.slices import context_stack, pad_to_multiple
+
+    nets = [baseline_unet() for _ in range(passes)]
+    t0 = time.perf_counter()
+    normed, _ = normalize_case(ph.to_case())
+    volume = torch.from_numpy(np.stack([normed[m] for m in ("t1", "t1ce", "t2", "flair")]))
+    with torch.inference_mode():
+        x, _ = pad_to_multiple(context_stack(volume, list(range(volume.shape[-1])), 1), 8)
+        x = x.reshape(x.shape[0], -1, *x.shape[-2:])
+        for net in nets:
+            for i in range(0, x.shape[0], 16):
+                torch.sigmoid(net(x[i:i + 16]))
+    return time.perf_counter() - t0
+
+
+def run_entrust(ph, bundle, samples: int, steps: int) -> float:
+    t0 = time.perf_counter()
+    predict_case(ph.to_case(), bundle, SamplingConfig(samples=samples, steps=steps))
+    return time.perf_counter() - t0
+
+
+def _child(kind: str, model: str | None, samples: int, steps: int) -> None:
+    """Entry point of the fresh-process measurements: prints seconds and peak RSS as JSON."""
+    ph = make_phantom(seed=HELD_OUT_SEED0, spacing=2)
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if kind == "baseline":
+        run_baseline(ph, 1)  # warm-up
+        seconds = run_baseline(ph)
+    else:
+        bundle = load_checkpoint(model)
+        run_entrust(ph, bundle, 2, 2)  # warm-up
+        seconds = run_entrust(ph, bundle, samples, steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak / 1024, "before_run_rss_mb": base_rss / 1024}))
+
+
+def fresh_process(kind: str, model: str | None, samples: int, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--samples", str(samples), "--steps", str(steps)]
+    if model:
+        cmd += ["--model", model]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def denoiser_gflops(bundle, ph, samples: int, steps: int) -> dict:
+    """FLOPs of the sampling loop counted by torch, over its wall time; and torch.matmul's GFLOP/s."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from napari_entrust.diffusion import sample, slice_noise
+
+    net = bundle.net
+    h, w, nslices = 48, 48, 8
+    cond = torch.randn(nslices, net.denoiser.cond_in.in_channels, h, w)
+    noise = torch.stack([slice_noise(0, z, steps, samples, (h, w)) for z in range(nslices)])
+    with torch.inference_mode():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            sample(net, bundle.schedule, cond, noise)
+        flops = counter.get_total_flops()
+        sample(net, bundle.schedule, cond, noise)
+        t0 = time.perf_counter()
+        sample(net, bundle.schedule, cond, noise)
+        loop_s = time.perf_counter() - t0
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        torch.matmul(a, b)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            torch.matmul(a, b)
+        mm_s = (time.perf_counter() - t0) / 5
+    loop = flops / loop_s / 1e9
+    matmul = 2 * 2048 ** 3 / mm_s / 1e9
+    return {"denoiser_loop_gflops": loop, "matmul_gflops": matmul, "fraction_of_matmul": loop / matmul,
+            "loop_flops": flops, "loop_seconds": loop_s}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="checkpoint (default: bundled)")
+    p.add_argument("--no-conflict-model", help="checkpoint trained with conflict_branch=false")
+    p.add_argument("--cases", type=int, default=5)
+    p.add_argument("--samples", type=int, default=8)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--child", choices=("baseline", "entrust"), help=argparse.SUPPRESS)
+    p.add_argument("--skip-speed", action="store_true")
+    args = p.parse_args()
+    if args.child:
+        _child(args.child, args.model, args.samples, args.steps)
+        return
+
+    bundle = load_checkpoint(args.model)
+    phantoms = [make_phantom(seed=HELD_OUT_SEED0 + i, spacing=2) for i in range(args.cases)]
+    sampling = SamplingConfig(samples=args.samples, steps=args.steps)
+    results = {"model": str(bundle.path), "model_sha256": bundle.sha256, "cases": [ph.name for ph in phantoms],
+               "samples": args.samples, "steps": args.steps}
+    variants = {"EnTrust": evaluate(bundle, phantoms, sampling),
+                "EnTrust, F_cf zeroed at inference": evaluate(bundle, phantoms, SamplingConfig(
+                    samples=args.samples, steps=args.steps, conflict_scale=0.0))}
+    if args.no_conflict_model:
+        variants["trained without conflict branch"] = evaluate(load_checkpoint(args.no_conflict_model), phantoms, sampling)
+    results["variants"] = {name: {"mean": mean_row(rows), "per_case": rows} for name, rows in variants.items()}
+
+    print(f"Held-out phantoms {results['cases']} (2 mm), K = {args.samples}, S = {args.steps}")
+    print("| model | Dice WT | Dice TC | Dice ET | conflict AUROC | disagreement conflict / rest | s per case |")
+    print("|---|---|---|---|---|---|---|")
+    for name, v in results["variants"].items():
+        m = v["mean"]
+        print(f"| {name} | {m['dice_WT']:.3f} | {m['dice_TC']:.3f} | {m['dice_ET']:.3f} | {m['conflict_auroc']:.3f} "
+              f"| {m['disagreement_ratio']:.2f} ({m['disagreement_conflict']:.3f} / {m['disagreement_rest']:.3f}) "
+              f"| {m['seconds']:.1f} |")
+
+    if not args.skip_speed:
+        ph = phantoms[0]
+        run_baseline(ph, 1)
+        run_entrust(ph, bundle, 2, 2)
+        same_process = {"baseline_5x_s": run_baseline(ph), "entrust_s": run_entrust(ph, bundle, args.samples, args.steps)}
+        fresh = {"baseline_5x": fresh_process("baseline", None, args.samples, args.steps),
+                 "entrust": fresh_process("entrust", args.model, args.samples, args.steps)}
+        flops = denoiser_gflops(bundle, ph, args.samples, args.steps)
+        results["speed"] = {"same_process": same_process, "fresh_process": fresh, "gflops": flops,
+                            "threads": torch.get_num_threads(),
+                            "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, 1 residual unit), 5 passes"}
+        print(f"\nSpeed on {ph.name} (2 mm, {ph.images['t1'].shape}), K = {args.samples}, {torch.get_num_threads()} threads")
+        print("| measurement | EnTrust predict | 5 x MONAI UNet | ratio |")
+        print("|---|---|---|---|")
+        print(f"| wall time, same process (s) | {same_process['entrust_s']:.2f} | {same_process['baseline_5x_s']:.2f} "
+              f"| {same_process['entrust_s'] / same_process['baseline_5x_s']:.2f} |")
+        print(f"| wall time, fresh process (s) | {fresh['entrust']['seconds']:.2f} | {fresh['baseline_5x']['seconds']:.2f} "
+              f"| {fresh['entrust']['seconds'] / fresh['baseline_5x']['seconds']:.2f} |")
+        print(f"| peak RSS, fresh process (MB) | {fresh['entrust']['peak_rss_mb']:.0f} | {fresh['baseline_5x']['peak_rss_mb']:.0f} "
+              f"| {fresh['entrust']['peak_rss_mb'] / fresh['baseline_5x']['peak_rss_mb']:.2f} |")
+        print(f"\nDenoiser loop: {flops['denoiser_loop_gflops']:.1f} GFLOP/s; torch.matmul 2048²: "
+              f"{flops['matmul_gflops']:.1f} GFLOP/s ({flops['fraction_of_matmul']:.0%})")
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "model_benchmark.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS / 'model_benchmark.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""``entrust train --out CKPT``: train EnFuse + SegDiff, then the calibration head.
+
+Runs alone or under ``torchrun --nproc_per_node N -m napari_entrust.cli train ...`` (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..config import ModelConfig
+from ..device import DEVICE_CHOICES, resolve_device
+from ..errors import EntrustError
+from ..nifti import check_writable
+from ..training import TrainConfig, intensity_summary, train
+from ..training_data import folder_cases, phantom_cases
+from ._args import add_overwrite_argument, int_at_least, progress_bar
+
+#: phantom seeds: training from 1000, calibration from 5000; benchmarks use 9000 and up (never trained on)
+TRAIN_SEED0, CALIBRATION_SEED0 = 1000, 5000
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on phantoms and/or labelled case folders",
+                       description="Train EnFuse + SegDiff, then the calibration head (backbone frozen).")
+    p.add_argument("--out", "-o", required=True, type=Path, metavar="CKPT", help="checkpoint file to write (.pt)")
+    p.add_argument("--phantoms", type=int_at_least(0), default=40, help="phantom training cases (default 40)")
+    p.add_argument("--calibration-phantoms", type=int_at_least(0), default=8, help="phantom calibration cases (default 8)")
+    p.add_argument("--cases", nargs="*", default=[], type=Path, help="labelled case folders / MSD images to train on")
+    p.add_argument("--calibration-cases", nargs="*", default=[], type=Path, help="labelled cases for calibration")
+    p.add_argument("--iterations", type=int_at_least(1), default=TrainConfig.iterations)
+    p.add_argument("--batch-size", type=int_at_least(1), default=TrainConfig.batch_size)
+    p.add_argument("--lr", type=float, default=TrainConfig.lr)
+    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--calibration-iterations", type=int_at_least(1), default=TrainConfig.calibration_iterations)
+    p.add_argument("--calibration-slices", type=int_at_least(4), default=TrainConfig.calibration_slices)
+    p.add_argument("--init", type=Path, metavar="CKPT", help="start from this checkpoint (fine-tune on a new site)")
+    p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="model config overrides, e.g. conflict_branch=false independence=hsic")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument("--cache", type=Path, help="folder to cache generated phantoms in")
+    p.add_argument("--threads", type=int_at_least(1), help="CPU threads per process (default: torch's choice)")
+    add_overwrite_argument(p)
+    p.set_defaults(run=run)
+
+
+def _parse_overrides(items: list[str], base: ModelConfig) -> ModelConfig:
+    types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
+    values = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or key not in types:
+            raise EntrustError(f"--config expects KEY=VALUE with KEY one of {', '.join(types)}; got {item!r}")
+        current = getattr(base, key)
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise EntrustError(f"--config {key} expects true or false, got {text!r}")
+            values[key] = text.lower() in ("true", "1", "yes")
+        elif isinstance(current, tuple):
+            values[key] = tuple(type(current[0])(v) if current else v for v in text.split(","))
+        else:
+            values[key] = type(current)(text)
+    return dataclasses.replace(base, **values)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    init = None
+    base = ModelConfig()
+    if args.init:
+        bundle = load_checkpoint(args.init)
+        base = bundle.config
+        init = {"net": bundle.net.state_dict(), "calibration": bundle.calibration.state_dict()}
+    cfg = _parse_overrides(args.config, base)
+    if init is not None and cfg != base:
+        raise EntrustError("--config cannot change the architecture of an --init checkpoint")
+    check_writable([args.out], args.overwrite)
+    if args.phantoms + len(args.cases) == 0:
+        raise EntrustError("nothing to train on: give --phantoms N and/or --cases")
+    bar = progress_bar("preparing data")
+    try:
+        train_cases = phantom_cases(range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms), model_spacing=cfg.spacing_mm,
+                                    cache_dir=args.cache, progress=bar) + folder_cases(args.cases, cfg.spacing_mm)
+        calib_cases = phantom_cases(range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
+                                    model_spacing=cfg.spacing_mm, cache_dir=args.cache, progress=bar) \
+            + folder_cases(args.calibration_cases, cfg.spacing_mm)
+    finally:
+        bar.close()
+    if not calib_cases:
+        raise EntrustError("the calibration head needs held-out cases: --calibration-phantoms N or --calibration-cases")
+    tc = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                     calibration_iterations=args.calibration_iterations, calibration_slices=args.calibration_slices)
+    bar = progress_bar("training")
+    started = time.time()
+    try:
+        net, head, record, ctx = train(cfg, tc, train_cases, calib_cases, device=device, init=init, progress=bar,
+                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+    finally:
+        bar.close()
+    record.update({"command": " ".join(["entrust", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else None,
+                   "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+                   "init": str(args.init) if args.init else None, "threads": torch.get_num_threads()})
+    if ctx.main:
+        digest = save_checkpoint(args.out, net, head, intensity_stats=intensity_summary(train_cases),
+                                 training=record, overwrite=args.overwrite)
+        print(f"wrote {args.out} (sha256 {digest}) after {record['total_seconds']} s")
+    if ctx.world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return 0

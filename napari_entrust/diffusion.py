@@ -1,0 +1,126 @@
+"""SegDiff sampling: K hypotheses × S DDIM steps with stochasticity η, conflict probing, inpainting.
+
+The noise schedule, its time steps and the forward noising come from MONAI's ``DDIMScheduler``.
+The reverse loop is ours because it needs what MONAI's ``DiffusionInferer.sample`` lacks: η, one
+noise stream per slice (so results do not depend on batching, chunking or device), re-running the
+last steps with F_cf scaled by 1 ± ε, and voxels held fixed at user-given values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from monai.networks.schedulers import DDIMScheduler
+
+from .config import ModelConfig
+from .errors import Cancelled
+from .model import EnTrustNet
+
+
+class Schedule:
+    """Noise schedule of a model (ᾱ_t) and the DDIM time steps for S sampling steps."""
+
+    def __init__(self, cfg: ModelConfig):
+        self.scheduler = DDIMScheduler(num_train_timesteps=cfg.train_timesteps, schedule=cfg.schedule,
+                                       prediction_type="sample", clip_sample=True)
+        self.alphas = self.scheduler.alphas_cumprod.float()
+        self.train_timesteps = cfg.train_timesteps
+
+    def add_noise(self, y0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.scheduler.add_noise(y0, noise, t)
+
+    def timesteps(self, steps: int) -> list[tuple[int, int]]:
+        """(t, t_prev) pairs from noisy to clean; t_prev = -1 means the clean end (ᾱ = 1)."""
+        self.scheduler.set_timesteps(steps)
+        ts = [int(t) for t in self.scheduler.timesteps]
+        return list(zip(ts, ts[1:] + [-1]))
+
+    def alpha(self, t: int) -> float:
+        return 1.0 if t < 0 else float(self.alphas[t])
+
+
+def to_signed(y: torch.Tensor) -> torch.Tensor:
+    """{0, 1} masks (or probabilities) -> [-1, 1], the space diffusion works in."""
+    return 2.0 * y - 1.0
+
+
+@dataclass
+class Hypotheses:
+    probs: torch.Tensor  #: (B, K, 3, H, W) per-hypothesis probabilities after the last step
+    probe_plus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 + ε)
+    probe_minus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 − ε)
+
+
+def slice_noise(seed: int, slice_index: int, steps: int, k: int, shape: tuple[int, int]) -> torch.Tensor:
+    """The noise a slice uses: (steps + 1, K, 3, H, W), from a generator seeded by (seed, slice)."""
+    g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(slice_index)) % (2 ** 63))
+    return torch.randn((steps + 1, k, 3, *shape), generator=g)
+
+
+@torch.no_grad()
+def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch.Tensor, *, eta: float = 1.0,
+           probe_strength: float = 0.0, probe_steps: int = 0, known: torch.Tensor | None = None,
+           known_values: torch.Tensor | None = None, should_stop: Callable[[], bool] | None = None) -> Hypotheses:
+    """Draw K hypotheses for a batch of B slices.
+
+    ``cond``: (B, C, H, W) from :meth:`Features.condition`, its last ``conflict_channels`` being F_cf.
+    ``noise``: (B, steps + 1, K, 3, H, W) from :func:`slice_noise`. ``known``/``known_values``:
+    (B, 3, H, W) bool / {0, 1}; those voxels are held at their values at every step (inpainting).
+    ``should_stop()`` is checked before every step; if it returns True, :class:`Cancelled` is raised.
+    """
+    b, steps_plus_one, k = noise.shape[:3]
+    steps = steps_plus_one - 1
+    device = cond.device
+    noise = noise.to(device)
+    pairs = schedule.timesteps(steps)
+    n_cf = net.cfg.conflict_channels
+
+    def conditioned(scale: float) -> torch.Tensor:
+        scaled = torch.cat([cond[:, :-n_cf], cond[:, -n_cf:] * scale], dim=1) if scale != 1.0 else cond
+        return net.denoiser.condition(scaled).repeat_interleave(k, dim=0)
+
+    if known is not None:
+        known = known.to(device)[:, None].expand(-1, k, -1, -1, -1).reshape(b * k, *known.shape[1:])
+        target = to_signed(known_values.to(device).float())[:, None].expand(-1, k, -1, -1, -1).reshape(known.shape)
+
+    def run(y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Steps ``first`` .. ``last`` - 1; returns the new y and the last x0 logits."""
+        logits = None
+        for i in range(first, last):
+            if should_stop is not None and should_stop():
+                raise Cancelled("cancelled by the user")
+            t, t_prev = pairs[i]
+            tt = torch.full((b * k,), t, device=device, dtype=torch.long)
+            logits = net.denoiser(y, tt, cond_h)
+            x0 = to_signed(torch.sigmoid(logits))
+            a_t, a_prev = schedule.alpha(t), schedule.alpha(t_prev)
+            eps = (y - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5
+            sigma = eta * ((1 - a_prev) / (1 - a_t)) ** 0.5 * (1 - a_t / a_prev) ** 0.5
+            z = noise[:, i + 1].reshape(y.shape)
+            y = a_prev ** 0.5 * x0 + max(1 - a_prev - sigma ** 2, 0.0) ** 0.5 * eps + sigma * z
+            if known is not None:
+                y = torch.where(known, a_prev ** 0.5 * target + (1 - a_prev) ** 0.5 * z, y)
+        return y, logits
+
+    def probabilities(logits: torch.Tensor) -> torch.Tensor:
+        probs = torch.sigmoid(logits)
+        if known is not None:
+            probs = torch.where(known, (target + 1) / 2, probs)
+        return probs.reshape(b, k, 3, *probs.shape[2:])
+
+    y = noise[:, 0].reshape(b * k, 3, *noise.shape[-2:])
+    if known is not None:
+        a_start = schedule.alpha(pairs[0][0])
+        y = torch.where(known, a_start ** 0.5 * target + (1 - a_start) ** 0.5 * y, y)
+    base = conditioned(1.0)
+    probing = probe_strength > 0 and 0 < probe_steps < steps
+    split = steps - probe_steps if probing else steps
+    y_split, logits = run(y, base, 0, split)
+    if not probing:
+        return Hypotheses(probabilities(logits), None, None)
+    probs = probabilities(run(y_split, base, split, steps)[1])
+    plus = probabilities(run(y_split, conditioned(1.0 + probe_strength), split, steps)[1]).mean(1)
+    minus = probabilities(run(y_split, conditioned(1.0 - probe_strength), split, steps)[1]).mean(1)
+    return Hypotheses(probs, plus, minus)

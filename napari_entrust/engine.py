@@ -1,0 +1,221 @@
+"""Run EnTrust on one case: the path from a loaded :class:`Case` to every output map.
+
+normalise → model grid → encoders + EnFuse once per slice (chunked under a memory budget) →
+region of interest from the fused head → K hypotheses × S DDIM steps on that region (chunked) →
+TrustMap statistics → calibration head → back to the case grid. :func:`run_prediction` is a
+generator that yields ``(fraction, message)`` and returns the :class:`Prediction`, so the same code
+drives the CLI's progress bar, napari's progress bar (in a thread worker) and tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .case import Case
+from .checkpoint import ModelBundle
+from .config import SamplingConfig
+from .diffusion import sample, slice_noise
+from .errors import Cancelled, InputError
+from .labels import REGIONS, from_regions
+from .normalize import normalize_case
+from .slices import bounding_box, context_stack, model_grid_shape, pad_to_multiple, resample
+from .trust import case_score, trust_statistics, trustmap
+
+ROI_THRESHOLD = 0.3  #: fused-head WT probability above which a voxel may be tumour
+ROI_MIN_VOXELS = 10  #: smaller candidate specks are ignored (0.08 mL at 2 mm)
+ROI_MARGIN = 4  #: model-grid voxels added around the candidates
+
+
+def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
+    """Where hypotheses are drawn: candidate tumour from the fused head, specks removed, grown by a margin."""
+    candidates = (fused_wt >= ROI_THRESHOLD) & head
+    labelled, n = ndimage.label(candidates)
+    if n:
+        sizes = ndimage.sum_labels(candidates, labelled, index=np.arange(1, n + 1))
+        candidates = np.isin(labelled, 1 + np.flatnonzero(sizes >= ROI_MIN_VOXELS))
+    if not candidates.any():
+        return candidates
+    return ndimage.binary_dilation(candidates, iterations=ROI_MARGIN) & head
+
+
+@dataclass
+class Prediction:
+    """Every output on the case grid (RAS+), and the summary written to ``summary.json``."""
+
+    mask: np.ndarray  #: uint8 labels (BraTS 2021 convention)
+    prob: np.ndarray  #: (3, X, Y, Z) calibrated WT/TC/ET probabilities
+    samples: np.ndarray  #: (K, X, Y, Z) uint8 label maps, one per hypothesis
+    trustmap: np.ndarray  #: calibrated uncertainty in [0, 1]
+    entropy: np.ndarray  #: total entropy H(p̄), max over regions, in bits
+    mutual_info: np.ndarray  #: MI, max over regions
+    probe: np.ndarray  #: sensitivity of p̄ to F_cf (probe strength ε), max over regions
+    consensus: np.ndarray  #: ‖F_c‖
+    conflict: np.ndarray  #: ‖F_cf‖
+    specific: dict[str, np.ndarray]  #: modality -> ‖F_u,m‖
+    weights: dict[str, np.ndarray]  #: modality -> w_m
+    summary: dict = field(default_factory=dict)
+
+
+def _slices_per_chunk(bytes_per_slice: float, memory_mb: float) -> int:
+    return max(1, int(memory_mb * 2 ** 20 // max(bytes_per_slice, 1)))
+
+
+def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, *,
+                   memory_mb: float = 1024, should_stop: Callable[[], bool] | None = None
+                   ) -> Generator[tuple[float, str], None, Prediction]:
+    sampling = sampling or SamplingConfig()
+    sampling.validate()
+    cfg, net = bundle.config, bundle.net
+    missing = [m for m in cfg.modalities if m not in case.images]
+    if missing:
+        raise InputError(case.name, f"the model needs {', '.join(cfg.modalities)}; missing {', '.join(missing)}")
+    device = next(net.parameters()).device
+    stop = should_stop or (lambda: False)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    def check_stop():
+        if stop():
+            raise Cancelled("cancelled by the user")
+
+    yield 0.0, "normalising"
+    normed, _ = normalize_case(case)
+    grid = model_grid_shape(case.shape, case.spacing, cfg.spacing_mm)
+    volume = resample(torch.from_numpy(np.stack([normed[m] for m in cfg.modalities])), grid)
+    timings["normalise_s"] = time.perf_counter() - t0
+    nx, ny, nz = grid
+    m = len(cfg.modalities)
+
+    # 1. encoders + EnFuse, once per slice
+    t = time.perf_counter()
+    n_cond = cfg.consensus_channels + m * cfg.specific_channels + cfg.conflict_channels
+    cond = torch.zeros((nz, n_cond, nx, ny))
+    fused_wt = np.zeros(grid, np.float32)
+    maps = {k: np.zeros(grid, np.float32) for k in ("consensus", "conflict")}
+    specific = np.zeros((m, *grid), np.float32)
+    weights = np.zeros((m, *grid), np.float32)
+    per_slice = nx * ny * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
+    chunk = _slices_per_chunk(per_slice, memory_mb)
+    with torch.inference_mode():
+        for z0 in range(0, nz, chunk):
+            check_stop()
+            zs = list(range(z0, min(z0 + chunk, nz)))
+            x, (h, w) = pad_to_multiple(context_stack(volume, zs, cfg.context), net.size_multiple)
+            f = net.features(x.to(device))
+
+            def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., H, W, B) without padding
+                a = a[..., :h, :w].float().cpu().numpy()
+                return np.moveaxis(a, 0, -1)
+
+            cond[zs] = f.condition(sampling.conflict_scale)[..., :h, :w].float().cpu()
+            fused_wt[..., zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
+            maps["consensus"][..., zs] = unpad(f.consensus.norm(dim=1))
+            maps["conflict"][..., zs] = unpad(f.conflict.norm(dim=1) * abs(sampling.conflict_scale))
+            specific[..., zs] = unpad(f.specific.norm(dim=2))
+            weights[..., zs] = unpad(f.weights)
+            yield 0.05 + 0.25 * zs[-1] / nz, f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
+    timings["encode_s"] = time.perf_counter() - t
+
+    # 2. hypotheses on the region where the fused head sees possible tumour
+    t = time.perf_counter()
+    k = sampling.samples
+    prob = np.zeros((3, *grid), np.float32)
+    region_samples = np.zeros((k, 3, *grid), bool)
+    stats_max = {name: np.zeros(grid, np.float32) for name in ("entropy", "mutual_info", "probe")}
+    head = volume.abs().sum(0).numpy() > 0
+    roi_mask = region_of_interest(fused_wt, head)
+    roi = bounding_box(roi_mask, 0)
+    if roi is not None:
+        # one in-plane box for every slice, so results do not depend on how slices are chunked
+        sx, sy, _ = roi
+        h, w = sx.stop - sx.start, sy.stop - sy.start
+        zs_all = [z for z in range(roi[2].start, roi[2].stop) if roi_mask[..., z].any()]
+        per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + cfg.denoiser_channels * 8 + 3 * 6)
+        chunk = _slices_per_chunk(per_slice, memory_mb)
+        done = 0
+        with torch.inference_mode():
+            while done < len(zs_all):
+                check_stop()
+                zs = zs_all[done:done + chunk]
+                c = cond[zs][..., sx, sy].to(device)
+                noise = torch.stack([slice_noise(sampling.seed, z, sampling.steps, k, (h, w)) for z in zs])
+                hyp = sample(net, bundle.schedule, c, noise, eta=sampling.eta, probe_strength=sampling.probe_strength,
+                             probe_steps=sampling.probe_steps, should_stop=stop)
+                cf = torch.from_numpy(maps["conflict"][sx, sy][..., zs].transpose(2, 0, 1)).to(device)
+                stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength)
+                calibrated = torch.sigmoid(bundle.calibration(stats))
+                prob[:, sx, sy, zs] = calibrated.cpu().numpy().transpose(1, 2, 3, 0)
+                region_samples[:, :, sx, sy, zs] = (hyp.probs > 0.5).cpu().numpy().transpose(1, 2, 3, 4, 0)
+                for j, name in ((1, "entropy"), (3, "mutual_info"), (4, "probe")):
+                    stats_max[name][sx, sy, zs] = stats[:, :, j].amax(1).cpu().numpy().transpose(1, 2, 0)
+                done += len(zs)
+                yield 0.3 + 0.6 * done / len(zs_all), \
+                    f"sampling {k} hypotheses x {sampling.steps} steps, slice {done} of {len(zs_all)}"
+    timings["sample_s"] = time.perf_counter() - t
+
+    # 3. back to the case grid
+    t = time.perf_counter()
+    yield 0.92, "assembling outputs"
+    shape = case.shape
+
+    def back(a: np.ndarray) -> np.ndarray:
+        if tuple(grid) == tuple(shape):
+            return a
+        lead = a.shape[:-3]
+        flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *grid), dtype=np.float32))
+        return resample(flat, shape).numpy().reshape(*lead, *shape)
+
+    prob_c = back(prob)
+    samples_c = back(region_samples.reshape(k * 3, *grid).astype(np.float32)).reshape(k, 3, *shape) > 0.5
+    mask = from_regions(prob_c > 0.5)
+    sample_labels = np.stack([from_regions(s) for s in samples_c])
+    trust = trustmap(prob_c).astype(np.float32)
+    voxel_ml = case.grid.voxel_volume_ml
+    sample_ml = {r: (samples_c[:, i].reshape(k, -1).sum(1) * voxel_ml) for i, r in enumerate(REGIONS)}
+    timings["assemble_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    pred = Prediction(
+        mask=mask, prob=prob_c.astype(np.float32), samples=sample_labels, trustmap=trust,
+        entropy=back(stats_max["entropy"]), mutual_info=back(stats_max["mutual_info"]), probe=back(stats_max["probe"]),
+        consensus=back(maps["consensus"]), conflict=back(maps["conflict"]),
+        specific={mod: back(specific[i]) for i, mod in enumerate(cfg.modalities)},
+        weights={mod: back(weights[i]) for i, mod in enumerate(cfg.modalities)},
+    )
+    pred.summary = {
+        "case": case.name,
+        "case_score": case_score(trust, prob_c[0], sample_ml["WT"]),
+        "volumes_ml": {r: {"mask": float((prob_c[i] > 0.5).sum() * voxel_ml), "mean": float(sample_ml[r].mean()),
+                           "std": float(sample_ml[r].std()), "min": float(sample_ml[r].min()),
+                           "max": float(sample_ml[r].max())} for i, r in enumerate(REGIONS)},
+        "timings_s": {key: round(v, 3) for key, v in timings.items()},
+        "device": str(device),
+        "model": {"path": str(bundle.path), "sha256": bundle.sha256},
+        "parameters": {"samples": k, "steps": sampling.steps, "eta": sampling.eta,
+                       "probe_strength": sampling.probe_strength, "probe_steps": sampling.probe_steps,
+                       "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "memory_mb": memory_mb},
+        "model_grid": {"shape": list(grid), "spacing_mm": cfg.spacing_mm,
+                       "region_of_interest": None if roi is None else [[s.start, s.stop] for s in roi]},
+        "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
+    }
+    yield 1.0, "done"
+    return pred
+
+
+def predict_case(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, *,
+                 progress: Callable[[float, str], None] | None = None, **kwargs) -> Prediction:
+    """Run :func:`run_prediction` to the end, reporting progress through a callback."""
+    gen = run_prediction(case, bundle, sampling, **kwargs)
+    while True:
+        try:
+            fraction, message = next(gen)
+        except StopIteration as done:
+            return done.value
+        if progress:
+            progress(fraction, message)
+

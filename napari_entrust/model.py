@@ -1,0 +1,220 @@
+"""The EnTrust network: EnFuse (feature decomposition) and the SegDiff denoiser.
+
+Per modality m a MONAI UNet encodes a few neighbouring 2-D slices into features f_m. EnFuse turns
+them into per-pixel modality weights w_m, consensus F_c = Σ w_m P_c(f_m), specific features
+F_u,m = P_u(f_m) and a conflict map F_cf = Φ(Σ_m w_m (P_c(f_m) − F_c)²). Auxiliary heads read
+P_c(f_m) ("what modality m says") and F_c, which gives the projections a meaning and the engine a
+cheap map of where the tumour can be.
+
+The denoiser predicts the clean mask (x0) from a noisy mask y_t, the time step and the EnFuse
+features. MONAI's DiffusionModelUNet always has a self-attention middle block, too slow for K × S
+calls per slice on a CPU, so the denoiser is a small FiLM-conditioned residual net with dilated
+convolutions. Its conditioning term is linear in the features and is computed once per slice
+(:meth:`Denoiser.condition`); each of the K × S calls only convolves the 3-channel y_t.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from monai.networks.nets import UNet
+from torch import nn
+
+from .config import ModelConfig
+
+N_REGIONS = 3
+
+
+@dataclass
+class Features:
+    """EnFuse outputs for a batch of slices (B = slices)."""
+
+    weights: torch.Tensor  #: (B, M, H, W), softmax over modalities
+    consensus: torch.Tensor  #: (B, Cc, H, W)
+    specific: torch.Tensor  #: (B, M, Cu, H, W)
+    conflict: torch.Tensor  #: (B, Ccf, H, W)
+    modality_logits: torch.Tensor | None  #: (B, M, 3, H, W); only computed in training mode
+    fused_logits: torch.Tensor  #: (B, 3, H, W)
+
+    def condition(self, conflict_scale: float = 1.0) -> torch.Tensor:
+        """The denoiser's conditioning input: F_c, every F_u,m and F_cf (scaled for probing)."""
+        b, m, cu, h, w = self.specific.shape
+        return torch.cat([self.consensus, self.specific.reshape(b, m * cu, h, w), self.conflict * conflict_scale], 1)
+
+
+class EnFuse(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c, cc = cfg.feature_channels, cfg.consensus_channels
+        self.use_conflict = cfg.conflict_branch
+        self.conflict_channels = cfg.conflict_channels
+        self.gate = nn.Conv2d(c, 1, 1)
+        self.project_consensus = nn.Conv2d(c, cc, 1)
+        self.project_specific = nn.Conv2d(c, cfg.specific_channels, 1)
+        self.phi = nn.Sequential(nn.Conv2d(cc, cfg.conflict_channels, 3, padding=1), nn.GELU(),
+                                 nn.Conv2d(cfg.conflict_channels, cfg.conflict_channels, 1))
+        self.modality_head = nn.Conv2d(cc, N_REGIONS, 1)
+        self.fused_head = nn.Conv2d(cc, N_REGIONS, 1)
+
+    def forward(self, f: torch.Tensor) -> Features:
+        b, m, c, h, w = f.shape
+        flat = f.reshape(b * m, c, h, w)
+        weights = torch.softmax(self.gate(flat).reshape(b, m, h, w), dim=1)
+        proj = self.project_consensus(flat).reshape(b, m, -1, h, w)
+        consensus = (weights[:, :, None] * proj).sum(1)
+        specific = self.project_specific(flat).reshape(b, m, -1, h, w)
+        if self.use_conflict:
+            dispersion = (weights[:, :, None] * (proj - consensus[:, None]) ** 2).sum(1)
+            conflict = self.phi(dispersion)
+        else:
+            conflict = consensus.new_zeros(b, self.conflict_channels, h, w)
+        modality_logits = None
+        if self.training:  # deep supervision only; inference does not need them
+            modality_logits = self.modality_head(proj.reshape(b * m, -1, h, w)).reshape(b, m, N_REGIONS, h, w)
+        return Features(weights, consensus, specific, conflict, modality_logits, self.fused_head(consensus))
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) -> torch.Tensor:
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+class FiLMBlock(nn.Module):
+    """Residual block; the time embedding scales and shifts its features."""
+
+    def __init__(self, channels: int, emb: int, dilation: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(4, channels)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.film = nn.Linear(emb, 2 * channels)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        h = F.silu(self.norm(self.conv1(x)) * (1 + scale) + shift)
+        return x + self.conv2(h)
+
+
+class Denoiser(nn.Module):
+    """x0-predicting denoiser D(y_t, t, F_c, F_u, F_cf) -> logits of the 3 region channels."""
+
+    def __init__(self, cfg: ModelConfig, cond_channels: int):
+        super().__init__()
+        c, emb = cfg.denoiser_channels, 4 * cfg.denoiser_channels
+        self.emb_dim = emb
+        self.cond_in = nn.Conv2d(cond_channels, c, 3, padding=1)
+        self.y_in = nn.Conv2d(N_REGIONS, c, 3, padding=1, bias=False)
+        self.time = nn.Sequential(nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb))
+        self.blocks = nn.ModuleList(FiLMBlock(c, emb, d) for d in cfg.denoiser_dilations)
+        self.out = nn.Conv2d(c, N_REGIONS, 1)
+
+    def condition(self, cond: torch.Tensor) -> torch.Tensor:
+        """The conditioning term, computed once per slice and reused for every sample and step."""
+        return self.cond_in(cond)
+
+    def forward(self, y_t: torch.Tensor, t: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
+        h = cond_h + self.y_in(y_t)
+        emb = self.time(timestep_embedding(t, self.emb_dim))
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(h)
+
+
+class EnTrustNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        strides = (2,) * (len(cfg.encoder_channels) - 1)
+        self.encoders = nn.ModuleList(
+            UNet(spatial_dims=2, in_channels=cfg.in_slices, out_channels=cfg.feature_channels,
+                 channels=cfg.encoder_channels, strides=strides, num_res_units=cfg.encoder_res_units)
+            for _ in cfg.modalities)
+        self.enfuse = EnFuse(cfg)
+        cond = cfg.consensus_channels + len(cfg.modalities) * cfg.specific_channels + cfg.conflict_channels
+        self.denoiser = Denoiser(cfg, cond)
+
+    @property
+    def size_multiple(self) -> int:
+        """Slices must have height and width divisible by this (encoder down-sampling)."""
+        return 2 ** (len(self.cfg.encoder_channels) - 1)
+
+    def features(self, x: torch.Tensor) -> Features:
+        """x: (B, M, context slices, H, W) normalised intensities."""
+        f = torch.stack([enc(x[:, i]) for i, enc in enumerate(self.encoders)], dim=1)
+        return self.enfuse(f)
+
+    def forward(self, x: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, Features]:
+        """Training pass: one noisy mask per slice."""
+        feats = self.features(x)
+        return self.denoiser(y_t, t, self.denoiser.condition(feats.condition())), feats
+
+
+class CalibrationHead(nn.Module):
+    """Per-voxel calibrated probability from [p̄, H(p̄), E H, MI, probe, |F_cf|] of one region channel."""
+
+    n_inputs = 6
+
+    def __init__(self, hidden: int = 16):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(self.n_inputs, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, hidden, 1),
+                                 nn.SiLU(), nn.Conv2d(hidden, 1, 1))
+
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        """stats: (B, 3, n_inputs, H, W) -> calibrated logits (B, 3, H, W)."""
+        b, r, k, h, w = stats.shape
+        return self.net(stats.reshape(b * r, k, h, w)).reshape(b, r, h, w)
+
+
+# ----------------------------------------------------------------------------------------------
+# independence between F_c, F_u,m and F_cf
+
+
+def _pixels(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (N, C) at the chosen flat pixel indices."""
+    return x.permute(0, 2, 3, 1).reshape(-1, x.shape[1])[index]
+
+
+def cross_covariance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared entry of the cross-covariance of standardised features (N, Ca) and (N, Cb)."""
+    a = (a - a.mean(0)) / (a.std(0) + 1e-5)
+    b = (b - b.mean(0)) / (b.std(0) + 1e-5)
+    return ((a.T @ b) / a.shape[0]).pow(2).mean()
+
+
+def hsic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Biased HSIC with RBF kernels (median bandwidth) between (n, Ca) and (n, Cb): 0 iff independent."""
+    n = a.shape[0]
+
+    def gram(x):
+        d = torch.cdist(x, x).pow(2)
+        sigma2 = d.detach().median().clamp_min(1e-6)
+        return torch.exp(-d / (2 * sigma2))
+
+    h = torch.eye(n, device=a.device) - 1.0 / n
+    return torch.trace(gram(a) @ h @ gram(b) @ h) / (n - 1) ** 2
+
+
+def independence_loss(feats: Features, mask: torch.Tensor, kind: str = "xcov", n_pixels: int = 2048,
+                      n_hsic: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dependence between F_c, each F_u,m and F_cf over pixels inside ``mask`` (B, H, W)."""
+    idx = torch.nonzero(mask.reshape(-1), as_tuple=False).squeeze(1)
+    if idx.numel() < 16:
+        return feats.consensus.sum() * 0.0
+    idx = idx[torch.randperm(idx.numel(), generator=generator, device="cpu")[:n_pixels].to(idx.device)]
+    parts = [_pixels(feats.consensus, idx), _pixels(feats.conflict, idx)]
+    parts += [_pixels(feats.specific[:, m], idx) for m in range(feats.specific.shape[1])]
+    if not torch.any(feats.conflict != 0):
+        parts.pop(1)  # no conflict branch: nothing to decorrelate against
+    pairs = [(i, j) for i in range(len(parts)) for j in range(i + 1, len(parts))]
+    total = parts[0].new_zeros(())
+    if "xcov" in kind:
+        total = total + sum(cross_covariance(parts[i], parts[j]) for i, j in pairs) / len(pairs)
+    if "hsic" in kind:
+        sub = slice(0, min(n_hsic, idx.numel()))
+        total = total + sum(hsic(parts[i][sub], parts[j][sub]) for i, j in pairs) / len(pairs)
+    return total

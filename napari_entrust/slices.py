@@ -1,0 +1,54 @@
+"""Volumes <-> the model's 2-D slice stacks: model grid, neighbouring-slice context, padding.
+
+Volumes are RAS+ (X, Y, Z); the model sees axial slices (X, Y), each with ``context`` slices
+above and below (clamped at the ends of the volume).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def model_grid_shape(shape: tuple[int, int, int], spacing, model_spacing: float) -> tuple[int, int, int]:
+    """Shape of the volume resampled to ``model_spacing`` mm (identity when spacings match)."""
+    spacing = np.asarray(spacing, dtype=float)
+    if np.allclose(spacing, model_spacing, rtol=0.02):
+        return tuple(int(s) for s in shape)
+    return tuple(max(1, int(round(s * sp / model_spacing))) for s, sp in zip(shape, spacing))
+
+
+def resample(volume: torch.Tensor, shape: tuple[int, int, int], mode: str = "trilinear") -> torch.Tensor:
+    """(C, X, Y, Z) -> (C, *shape); a no-op when the shape already matches."""
+    if tuple(volume.shape[1:]) == tuple(shape):
+        return volume
+    kwargs = {"align_corners": False} if mode == "trilinear" else {}
+    return F.interpolate(volume[None], size=tuple(shape), mode=mode, **kwargs)[0]
+
+
+def context_stack(volume: torch.Tensor, z: torch.Tensor | list[int], context: int) -> torch.Tensor:
+    """(M, X, Y, Z) -> (B, M, 2·context + 1, X, Y) for the slices ``z``."""
+    z = torch.as_tensor(z, dtype=torch.long)
+    offsets = torch.arange(-context, context + 1)
+    idx = (z[:, None] + offsets[None]).clamp(0, volume.shape[-1] - 1)  # (B, 2c+1)
+    return volume[..., idx].permute(3, 0, 4, 1, 2)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Zero-pad the last two axes up to a multiple; returns the padded tensor and the original size."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph))
+    return x, (h, w)
+
+
+def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice, slice] | None:
+    """Slices around the True voxels of a 3-D mask, grown by ``margin`` and clipped; None if empty."""
+    idx = np.argwhere(mask)
+    if idx.size == 0:
+        return None
+    lo = np.maximum(idx.min(0) - margin, 0)
+    hi = np.minimum(idx.max(0) + margin + 1, mask.shape)
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))

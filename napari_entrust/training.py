@@ -1,0 +1,216 @@
+"""Training: EnFuse + SegDiff on random crops, then the calibration head with the backbone frozen.
+
+Runs in one process or under ``torchrun --nproc_per_node N`` with DistributedDataParallel
+(``gloo`` on CPU, ``nccl`` on GPU): each rank draws its own crops, gradients are averaged, rank 0
+writes the checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from monai.losses import DiceLoss
+from torch.nn.parallel import DistributedDataParallel
+
+from .config import ModelConfig
+from .diffusion import Schedule, sample, slice_noise, to_signed
+from .model import CalibrationHead, EnTrustNet, independence_loss
+from .modalities import MODALITIES
+from .training_data import CropSampler, TrainingCase
+from .trust import trust_statistics
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 3000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 2e-3
+    iterations_per_epoch: int = 100  #: a new rater per case every epoch
+    lesion_fraction: float = 0.6
+    augment: bool = True
+    seed: int = 0
+    calibration_slices: int = 160
+    calibration_iterations: int = 400
+    calibration_samples: int = 8
+    calibration_steps: int = 10
+    probe_strength: float = 0.2
+    log_every: int = 50
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context(device: torch.device) -> DistributedContext:
+    """Join the process group torchrun set up (if any): gloo on CPU, nccl on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistributedContext(0, 1, device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank()
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return DistributedContext(rank, dist.get_world_size(), device)
+
+
+def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext,
+                   progress: Progress | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Diffusion (x0) loss + deep supervision of the modality/fused heads + independence loss."""
+    cfg = net.cfg
+    schedule = Schedule(cfg)
+    torch.manual_seed(tc.seed)  # same initial noise draws on every rank is harmless; crops differ by rank
+    sampler = CropSampler(cases, cfg.context, tc.crop, lesion_fraction=tc.lesion_fraction,
+                          seed=tc.seed * 1000 + ctx.rank, augment=tc.augment)
+    model = net.to(ctx.device).train()
+    if ctx.world > 1:
+        model = DistributedDataParallel(net, find_unused_parameters=not cfg.conflict_branch)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.iterations, pct_start=0.1)
+    dice = DiceLoss(sigmoid=True, batch=True)
+    gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
+    history, running, start = [], [], time.perf_counter()
+    for it in range(tc.iterations):
+        if it and it % tc.iterations_per_epoch == 0:
+            sampler.new_epoch()
+        x, y, brain = (v.to(ctx.device) for v in sampler.batch(tc.batch_size))
+        t = torch.randint(0, cfg.train_timesteps, (x.shape[0],), generator=gen).to(ctx.device)
+        noise = torch.randn(y.shape, generator=gen).to(ctx.device)
+        y_t = schedule.add_noise(to_signed(y), noise, t)
+        logits, feats = model(x, y_t, t)
+        loss_diff = _bce(logits, y) + 0.5 * dice(logits, y)
+        loss_aux = _bce(feats.fused_logits, y) + _bce(feats.modality_logits, y[:, None].expand_as(feats.modality_logits))
+        loss_ind = independence_loss(feats, brain, cfg.independence, generator=gen)
+        loss = loss_diff + cfg.aux_weight * loss_aux + cfg.independence_weight * loss_ind
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running.append([loss.item(), loss_diff.item(), loss_aux.item(), loss_ind.item()])
+        if (it + 1) % tc.log_every == 0 or it + 1 == tc.iterations:
+            mean = np.mean(running, axis=0)
+            running = []
+            entry = {"iteration": it + 1, "loss": float(mean[0]), "diffusion": float(mean[1]), "aux": float(mean[2]),
+                     "independence": float(mean[3]), "seconds": round(time.perf_counter() - start, 1)}
+            history.append(entry)
+            if log and ctx.main:
+                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+        if progress and ctx.main:
+            progress((it + 1) / tc.iterations, f"backbone {it + 1}/{tc.iterations} loss {loss.item():.3f}")
+    net.eval()
+    return history
+
+
+@torch.no_grad()
+def calibration_statistics(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext,
+                           progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """TrustMap inputs and rater targets on crops of the calibration cases (backbone frozen)."""
+    schedule = Schedule(net.cfg)
+    sampler = CropSampler(cases, net.cfg.context, tc.crop, lesion_fraction=0.9, seed=tc.seed * 1000 + 500 + ctx.rank,
+                          augment=False)
+    stats, targets, masks = [], [], []
+    batch = 4
+    n_batches = max(1, tc.calibration_slices // (batch * ctx.world))
+    for i in range(n_batches):
+        sampler.new_epoch()  # a fresh rater for every batch: the head learns the raters' spread
+        x, y, brain = (v.to(ctx.device) for v in sampler.batch(batch))
+        feats = net.features(x)
+        noise = torch.stack([slice_noise(tc.seed + ctx.rank, i * batch + j, tc.calibration_steps,
+                                         tc.calibration_samples, tuple(x.shape[-2:])) for j in range(batch)])
+        hyp = sample(net, schedule, feats.condition(), noise, probe_strength=tc.probe_strength, probe_steps=2)
+        stats.append(trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus,
+                                      feats.conflict.norm(dim=1), tc.probe_strength).cpu())
+        targets.append(y.cpu())
+        masks.append(brain.cpu())
+        if progress and ctx.main:
+            progress((i + 1) / n_batches, f"calibration statistics {i + 1}/{n_batches}")
+    return torch.cat(stats), torch.cat(targets), torch.cat(masks)
+
+
+def train_calibration(head: CalibrationHead, stats: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor,
+                      tc: TrainConfig, ctx: DistributedContext) -> list[float]:
+    """Fit the calibration head (BCE inside the brain) on precomputed statistics."""
+    model = head.to(ctx.device).train()
+    if ctx.world > 1:
+        model = DistributedDataParallel(head)
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    gen = torch.Generator().manual_seed(tc.seed + ctx.rank)
+    losses = []
+    for _ in range(tc.calibration_iterations):
+        idx = torch.randint(0, stats.shape[0], (min(16, stats.shape[0]),), generator=gen)
+        s, y, m = stats[idx].to(ctx.device), targets[idx].to(ctx.device), masks[idx].to(ctx.device)
+        logits = model(s)
+        loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * m[:, None]).sum() / (3 * m.sum() + 1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    head.eval()
+    return losses
+
+
+def intensity_summary(cases: list[TrainingCase]) -> dict:
+    """Per-modality spread of the normalisation statistics seen in training (for input checks)."""
+    out = {}
+    for i, m in enumerate(MODALITIES):
+        lows = np.array([c.stats[m][0] for c in cases])
+        highs = np.array([c.stats[m][1] for c in cases])
+        inside = np.concatenate([c.images[i][c.images[i] != 0][::97] for c in cases])
+        hist, edges = np.histogram(inside, bins=32, range=(-0.5, 2.0), density=True)
+        out[m] = {"low_mean": float(lows.mean()), "low_std": float(lows.std()), "high_mean": float(highs.mean()),
+                  "high_std": float(highs.std()), "histogram": hist.tolist(), "histogram_edges": edges.tolist()}
+    return out
+
+
+def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCase],
+          calibration_cases: list[TrainingCase], *, device: torch.device, init: dict | None = None,
+          progress: Progress | None = None, log: Callable[[str], None] | None = None):
+    """Train a model; returns (net, calibration head, training record). ``init``: a state dict to start from."""
+    ctx = distributed_context(device)
+    torch.manual_seed(tc.seed)
+    net = EnTrustNet(model_cfg)
+    head = CalibrationHead()
+    if init is not None:
+        net.load_state_dict(init["net"])
+        head.load_state_dict(init["calibration"])
+    start = time.perf_counter()
+    history = train_backbone(net, train_cases, tc, ctx, progress, log)
+    backbone_s = time.perf_counter() - start
+    for p in net.parameters():
+        p.requires_grad_(False)
+    stats, targets, masks = calibration_statistics(net, calibration_cases, tc, ctx, progress)
+    cal_losses = train_calibration(head, stats, targets, masks, tc, ctx)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    record = {
+        "train_config": asdict(tc), "world_size": ctx.world, "device": str(ctx.device),
+        "train_cases": [c.name for c in train_cases], "calibration_cases": [c.name for c in calibration_cases],
+        "history": history, "calibration_loss_first_last": [cal_losses[0], cal_losses[-1]] if cal_losses else [],
+        "backbone_seconds": round(backbone_s, 1), "total_seconds": round(time.perf_counter() - start, 1),
+    }
+    if log and ctx.main:
+        log(f"calibration loss {cal_losses[0]:.4f} -> {cal_losses[-1]:.4f}; total {record['total_seconds']} s")
+    return net, head, record, ctx

@@ -1,0 +1,58 @@
+"""TrustMap: from K hypotheses to calibrated per-voxel uncertainty, and a case-level score.
+
+For each region channel: p̄ (mean of the hypotheses), total entropy H(p̄), expected entropy
+E_k H(p_k) (aleatoric), mutual information MI = H(p̄) − E_k H(p_k) (epistemic), the probe
+sensitivity (how much p̄ moves when F_cf is scaled by 1 ± ε) and |F_cf|. A calibration head maps
+these to a calibrated probability p̂; the TrustMap is 1 − |2p̂ − 1| (1 = a coin flip), taken as
+the maximum over WT, TC and ET.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy in bits of Bernoulli(p), in [0, 1]."""
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+
+
+def trust_statistics(probs: torch.Tensor, probe_plus: torch.Tensor | None, probe_minus: torch.Tensor | None,
+                     conflict_norm: torch.Tensor, probe_strength: float) -> torch.Tensor:
+    """Calibration-head inputs (B, 3, 6, H, W): p̄, H(p̄), E H, MI, probe sensitivity, |F_cf|.
+
+    ``probs``: (B, K, 3, H, W); ``conflict_norm``: (B, H, W).
+    """
+    mean = probs.mean(1)
+    total = binary_entropy(mean)
+    expected = binary_entropy(probs).mean(1)
+    mutual = (total - expected).clamp_min(0.0)
+    if probe_plus is None or probe_strength <= 0:
+        probe = torch.zeros_like(mean)
+    else:
+        probe = ((probe_plus - probe_minus).abs() / (2 * probe_strength)).clamp(0.0, 1.0)
+    cf = conflict_norm[:, None].expand_as(mean)
+    return torch.stack([mean, total, expected, mutual, probe, cf], dim=2)
+
+
+def trustmap(calibrated: np.ndarray | torch.Tensor):
+    """(3, ...) calibrated probabilities -> (...) uncertainty in [0, 1] (max over region channels)."""
+    if torch.is_tensor(calibrated):
+        return (1 - (2 * calibrated - 1).abs()).amax(0)
+    return (1 - np.abs(2 * calibrated - 1)).max(0)
+
+
+def case_score(trust: np.ndarray, wt_probability: np.ndarray, sample_wt_ml: np.ndarray) -> dict:
+    """Case-level uncertainty: mean TrustMap where a tumour is plausible, and WT volume spread.
+
+    ``score`` in [0, 1] is the mean TrustMap over voxels with p̂(WT) ≥ 0.05 (0 if none), so a case
+    whose lesion border is confidently placed scores low; ``wt_volume_cv`` is the coefficient of
+    variation of the whole-tumour volume across the hypotheses.
+    """
+    roi = wt_probability >= 0.05
+    score = float(trust[roi].mean()) if roi.any() else 0.0
+    mean = float(np.mean(sample_wt_ml))
+    cv = float(np.std(sample_wt_ml) / mean) if mean > 0 else 0.0
+    return {"score": score, "wt_volume_cv": cv, "roi_ml_voxels": int(roi.sum())}

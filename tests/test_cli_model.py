@@ -1,0 +1,76 @@
+"""``entrust predict`` and ``entrust train`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_entrust.checkpoint import bundled_model_path, load_checkpoint, recorded_sha256, sha256_of
+from napari_entrust.cli import main
+from napari_entrust.labels import to_regions
+
+
+def test_bundled_model_is_recorded_and_loads_safely():
+    path = bundled_model_path()
+    assert path.exists(), "the bundled model must ship in resources/"
+    assert recorded_sha256(path.name) == sha256_of(path)
+    bundle = load_checkpoint()
+    assert bundle.config.modalities == ("t1", "t1ce", "t2", "flair")
+    assert path.stat().st_size < 10 * 2 ** 20
+    assert bundle.training["train_config"]["iterations"] > 0 and bundle.intensity_stats["flair"]["high_mean"] > 0
+
+
+def test_predict_on_the_sample_case_writes_every_output_on_its_grid(brats_case_dir, phantom2, tmp_path, capsys):
+    out = tmp_path / "pred"
+    assert main(["predict", str(brats_case_dir), "--out", str(out), "--samples", "4", "--steps", "5"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    for expected in ("mask", "prob", "samples", "trustmap", "entropy", "mutual_info", "probe", "consensus",
+                     "conflict", "specific_flair", "weights_t1ce"):
+        assert f"{expected}.nii.gz" in names
+    ref = nib.load(next(brats_case_dir.glob("*_t1.nii.gz")))
+    mask = nib.load(out / "mask.nii.gz")
+    np.testing.assert_allclose(mask.affine, ref.affine)
+    assert mask.shape == ref.shape and nib.load(out / "samples.nii.gz").shape == (*ref.shape, 4)
+    predicted = np.asarray(mask.dataobj)
+    assert set(np.unique(predicted)) <= {0, 1, 2, 4}
+    wt_true, wt_pred = to_regions(phantom2.labels)[0], predicted > 0
+    assert 2 * (wt_true & wt_pred).sum() / (wt_true.sum() + wt_pred.sum()) > 0.8  # it segments the tumour
+    trust = np.asarray(nib.load(out / "trustmap.nii.gz").dataobj)
+    assert 0 <= trust.min() and trust.max() <= 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["sha256"] == sha256_of(bundled_model_path())
+    assert summary["parameters"]["samples"] == 4 and summary["device"] == "cpu"
+    assert summary["volumes_ml"]["WT"]["mean"] > 0 and "total_s" in summary["timings_s"]
+    assert "case score" in capsys.readouterr().out
+    # and nothing is overwritten without --overwrite
+    before = (out / "mask.nii.gz").read_bytes()
+    assert main(["predict", str(brats_case_dir), "--out", str(out), "--samples", "2", "--steps", "2"]) == 2
+    assert "already exists" in capsys.readouterr().err and (out / "mask.nii.gz").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [(["--samples", "0"], "must be >= 1"), (["--steps", "-3"], "must be >= 1"),
+                                           (["--probe-strength", "1.5"], "must be in [0, 1)"),
+                                           (["--probe-strength", "abc"], "expected a number"),
+                                           (["--device", "tpu"], "invalid choice")])
+def test_predict_rejects_nonsense_values(brats_case_dir, tmp_path, args, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", str(brats_case_dir), "--out", str(tmp_path / "o"), *args])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_predict_reports_a_missing_model_and_a_bad_case(brats_case_dir, tmp_path, capsys):
+    assert main(["predict", str(brats_case_dir), "--out", str(tmp_path / "o"), "--model", str(tmp_path / "x.pt")]) == 2
+    assert "model file does not exist" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_train_rejects_bad_config_overrides(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path / "m.pt"), "--config", "colour=blue"]) == 2
+    assert "--config expects KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "--out", str(tmp_path / "m.pt"), "--config", "conflict_branch=maybe"]) == 2
+    assert "expects true or false" in capsys.readouterr().err

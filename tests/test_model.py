@@ -1,0 +1,214 @@
+"""EnFuse, the sampler, TrustMap statistics, checkpoints and the engine, on a tiny random model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from napari_entrust import engine
+from napari_entrust.checkpoint import ModelBundle, load_checkpoint, save_checkpoint
+from napari_entrust.config import ModelConfig, SamplingConfig
+from napari_entrust.diffusion import Schedule, sample, slice_noise
+from napari_entrust.errors import Cancelled, EntrustError
+from napari_entrust.model import CalibrationHead, EnTrustNet, cross_covariance, hsic
+from napari_entrust.outputs import write_prediction
+from napari_entrust.trust import binary_entropy, trust_statistics, trustmap
+
+TINY = ModelConfig(encoder_channels=(4, 8), feature_channels=4, consensus_channels=4, specific_channels=2,
+                   conflict_channels=2, denoiser_channels=8, denoiser_dilations=(1, 2))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ModelBundle:
+    torch.manual_seed(0)
+    net, head = EnTrustNet(TINY).eval(), CalibrationHead().eval()
+    return ModelBundle(net, head, TINY, Schedule(TINY), Path("tiny"), "0" * 64)
+
+
+def _cond(bundle, b=2, h=12, w=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((b, 4, TINY.in_slices, h, w), generator=g)
+    with torch.no_grad():
+        return bundle.net.features(x).condition()
+
+
+def _noise(seed, zs, steps, k, shape):
+    return torch.stack([slice_noise(seed, z, steps, k, shape) for z in zs])
+
+
+def test_hypotheses_are_seeded_and_independent_of_batching(tiny):
+    cond = _cond(tiny)
+    both = sample(tiny.net, tiny.schedule, cond, _noise(3, [0, 1], 5, 4, (12, 16)))
+    alone = sample(tiny.net, tiny.schedule, cond[1:], _noise(3, [1], 5, 4, (12, 16)))
+    torch.testing.assert_close(both.probs[1:], alone.probs)
+    again = sample(tiny.net, tiny.schedule, cond, _noise(3, [0, 1], 5, 4, (12, 16)))
+    torch.testing.assert_close(both.probs, again.probs)
+    other = sample(tiny.net, tiny.schedule, cond, _noise(4, [0, 1], 5, 4, (12, 16)))
+    assert not torch.allclose(both.probs, other.probs)
+    assert both.probs.shape == (2, 4, 3, 12, 16)
+    assert not torch.allclose(both.probs[:, 0], both.probs[:, 1])  # K hypotheses differ
+
+
+def test_known_voxels_are_held_fixed_in_every_hypothesis(tiny):
+    cond = _cond(tiny)
+    g = torch.Generator().manual_seed(1)
+    known = torch.rand((2, 3, 12, 16), generator=g) < 0.3
+    values = (torch.rand((2, 3, 12, 16), generator=g) < 0.5).float()
+    hyp = sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 5, (12, 16)), known=known, known_values=values)
+    fixed = hyp.probs.permute(1, 0, 2, 3, 4)[:, known]
+    assert torch.equal(fixed, values[known].expand_as(fixed))
+
+
+def test_probing_and_cancellation(tiny):
+    cond = _cond(tiny)
+    hyp = sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 3, (12, 16)), probe_strength=0.5, probe_steps=2)
+    assert hyp.probe_plus.shape == (2, 3, 12, 16) and not torch.allclose(hyp.probe_plus, hyp.probe_minus)
+    plain = sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 3, (12, 16)))
+    assert plain.probe_plus is None
+    calls = []
+    with pytest.raises(Cancelled):
+        sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 3, (12, 16)),
+               should_stop=lambda: calls.append(1) or len(calls) > 2)
+    assert len(calls) == 3  # stopped at the third step, not at the end
+
+
+def test_trust_statistics_match_hand_computed_values():
+    confident_split = torch.tensor([0.0, 1.0]).reshape(1, 2, 1, 1, 1).expand(1, 2, 3, 1, 1)  # hypotheses disagree
+    coin = torch.full((1, 2, 3, 1, 1), 0.5)  # every hypothesis unsure
+    cf = torch.zeros((1, 1, 1))
+    s = trust_statistics(confident_split, None, None, cf, 0.0)[0, 0, :, 0, 0]
+    assert s[0] == pytest.approx(0.5) and s[1] == pytest.approx(1.0, abs=1e-4)
+    assert s[2] == pytest.approx(0.0, abs=1e-4) and s[3] == pytest.approx(1.0, abs=1e-4)  # all epistemic
+    s = trust_statistics(coin, None, None, cf, 0.0)[0, 0, :, 0, 0]
+    assert s[2] == pytest.approx(1.0, abs=1e-4) and s[3] == pytest.approx(0.0, abs=1e-4)  # all aleatoric
+    plus, minus = torch.full((1, 3, 1, 1), 0.7), torch.full((1, 3, 1, 1), 0.5)
+    s = trust_statistics(coin, plus, minus, cf, 0.2)[0, 0, :, 0, 0]
+    assert s[4] == pytest.approx(0.5)  # |0.7 − 0.5| / (2 · 0.2)
+    assert binary_entropy(torch.tensor(0.5)) == pytest.approx(1.0)
+    np.testing.assert_allclose(trustmap(np.array([[0.5], [0.9], [0.0]])), [1.0])
+    np.testing.assert_allclose(trustmap(np.array([[0.95], [0.9], [0.0]])), [0.2], atol=1e-6)
+
+
+def test_hsic_sees_the_nonlinear_dependence_cross_covariance_misses():
+    g = torch.Generator().manual_seed(0)
+    x = torch.linspace(-2, 2, 401)[:, None]  # symmetric: x and x² are exactly uncorrelated
+    independent = x[torch.randperm(401, generator=g)]
+    assert cross_covariance(x, x) > 0.9
+    assert cross_covariance(x, x ** 2) < 1e-6  # uncorrelated ...
+    assert hsic(x, x ** 2) > 5 * hsic(x, independent)  # ... but dependent, and HSIC says so
+
+
+def test_enfuse_weights_are_a_distribution_and_conflict_is_flat_where_modalities_agree(tiny):
+    f = torch.randn(1, 1, TINY.feature_channels, 8, 8).expand(1, 4, -1, -1, -1).contiguous()
+    with torch.no_grad():
+        feats = tiny.net.enfuse(f)
+    torch.testing.assert_close(feats.weights.sum(1), torch.ones(1, 8, 8))
+    # identical modalities: no dispersion, so F_cf carries no spatial structure
+    assert torch.allclose(feats.conflict, feats.conflict[..., :1, :1].expand_as(feats.conflict), atol=1e-6)
+    f2 = f.clone()
+    f2[:, 3, :, 2:5, 2:5] += 3.0  # one modality disagrees in a square
+    with torch.no_grad():
+        feats2 = tiny.net.enfuse(f2)
+    change = (feats2.conflict - feats.conflict).norm(dim=1)[0]
+    assert change[2:5, 2:5].mean() > 10 * change[6:, 6:].mean()
+
+
+def test_sampling_options_are_validated():
+    for bad in (dict(samples=0), dict(steps=0), dict(probe_strength=1.0), dict(eta=2.0), dict(probe_steps=20)):
+        with pytest.raises(ValueError):
+            SamplingConfig(**bad).validate()
+
+
+# -- engine, on a fixed region of interest ---------------------------------------------------------
+
+@pytest.fixture()
+def fixed_roi(monkeypatch, phantom2):
+    roi = np.zeros(phantom2.labels.shape, bool)
+    roi[40:60, 50:70, 40:46] = True
+    monkeypatch.setattr(engine, "region_of_interest", lambda fused, head: roi & head)
+    return roi
+
+
+def test_engine_outputs_are_complete_deterministic_and_chunking_independent(tiny, phantom2, fixed_roi, tmp_path):
+    case = phantom2.to_case()
+    opts = SamplingConfig(samples=3, steps=4, probe_steps=1, seed=5)
+    progress = []
+    a = engine.predict_case(case, tiny, opts, memory_mb=4096, progress=lambda f, m: progress.append(f))
+    b = engine.predict_case(case, tiny, opts, memory_mb=64)  # many small chunks
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
+    for name in ("mask", "prob", "samples", "trustmap", "entropy", "mutual_info", "probe", "conflict"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.samples.shape == (3, *case.shape) and a.prob.shape == (3, *case.shape)
+    assert np.all(a.trustmap[~fixed_roi] == 0) and 0 <= a.trustmap.min() and a.trustmap.max() <= 1
+    total = sum(a.weights.values())
+    np.testing.assert_allclose(total[case.images["t1"] > 0], 1.0, atol=1e-5)
+    files = write_prediction(case, a, tmp_path / "out")
+    assert len(files) == 18
+    mask = nib.load(files["mask"])
+    np.testing.assert_allclose(mask.affine, phantom2.affine)
+    assert nib.load(files["samples"]).shape == (*case.shape, 3)
+    summary = json.loads(files["summary"].read_text())
+    assert summary["parameters"]["samples"] == 3 and summary["model"]["sha256"] == "0" * 64
+    assert set(summary["timings_s"]) >= {"encode_s", "sample_s", "total_s"}
+    with pytest.raises(EntrustError, match="already exists"):
+        write_prediction(case, a, tmp_path / "out")
+
+
+def test_engine_can_be_cancelled(tiny, phantom2, fixed_roi):
+    calls = []
+    with pytest.raises(Cancelled):
+        engine.predict_case(phantom2.to_case(), tiny, SamplingConfig(samples=2, steps=3),
+                            should_stop=lambda: calls.append(1) or len(calls) > 3)
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_and_bad_files(tiny, tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    digest = save_checkpoint(path, tiny.net, tiny.calibration, training={"note": "test"})
+    loaded = load_checkpoint(path)
+    assert loaded.sha256 == digest and loaded.config == TINY and loaded.training == {"note": "test"}
+    for k, v in tiny.net.state_dict().items():
+        torch.testing.assert_close(loaded.net.state_dict()[k], v)
+    with pytest.raises(EntrustError, match="already exists"):
+        save_checkpoint(path, tiny.net, tiny.calibration)
+    truncated = tmp_path / "bad.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(EntrustError, match="not a usable napari-entrust checkpoint"):
+        load_checkpoint(truncated)
+    pickled = tmp_path / "code.pt"
+    torch.save({"config": TINY.to_dict(), "net": {}, "payload": print}, pickled)  # arbitrary object: refused
+    with pytest.raises(EntrustError, match="not a usable"):
+        load_checkpoint(pickled)
+    with pytest.raises(EntrustError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    # a bundled model whose bytes do not match the recorded sha256 is refused
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    (resources / "entrust_brats_phantom.pt").write_bytes(path.read_bytes())
+    (resources / "SHA256SUMS").write_text("0" * 64 + "  entrust_brats_phantom.pt\n")
+    monkeypatch.setattr("napari_entrust.checkpoint.resources_dir", lambda: resources)
+    with pytest.raises(EntrustError, match="does not match the recorded"):
+        load_checkpoint(resources / "entrust_brats_phantom.pt")
+
+
+def test_distributed_training_keeps_ranks_identical(tmp_path):
+    """Two CPU processes (gloo) train a tiny model for a few steps; both end with the same weights."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(ROOT / "tests" / "ddp_worker.py"), str(tmp_path)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**__import__("os").environ,
+                                                                                   "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
+    assert ranks[0]["first_loss"] != ranks[1]["first_loss"]  # each rank trained on its own crops
+    assert ranks[0]["weights_sha256"] != ranks[0]["initial_sha256"]  # and the weights did move
