@@ -84,14 +84,14 @@ def baseline_unet():
                 num_res_units=1).eval()
 
 
-def run_baseline(ph, passes: int = 5) -> float:
+def run_baseline(case, passes: int = 5) -> float:
     """Five forward passes of a plain MONAI UNet over every slice of the volume (the 5× ensemble cost)."""
     from napari_entrust.normalize import normalize_case
     from napari_entrust.slices import context_stack, pad_to_multiple
 
     nets = [baseline_unet() for _ in range(passes)]
     t0 = time.perf_counter()
-    normed, _ = normalize_case(ph.to_case())
+    normed, _ = normalize_case(case)
     volume = torch.from_numpy(np.stack([normed[m] for m in ("t1", "t1ce", "t2", "flair")]))
     with torch.inference_mode():
         x, _ = pad_to_multiple(context_stack(volume, list(range(volume.shape[-1])), 1), 8)
@@ -102,29 +102,53 @@ def run_baseline(ph, passes: int = 5) -> float:
     return time.perf_counter() - t0
 
 
-def run_entrust(ph, bundle, samples: int, steps: int) -> float:
+def run_entrust(case, bundle, samples: int, steps: int) -> float:
     t0 = time.perf_counter()
-    predict_case(ph.to_case(), bundle, SamplingConfig(samples=samples, steps=steps))
+    predict_case(case, bundle, SamplingConfig(samples=samples, steps=steps))
     return time.perf_counter() - t0
 
 
-def _child(kind: str, model: str | None, samples: int, steps: int) -> None:
-    """Entry point of the fresh-process measurements: prints seconds and peak RSS as JSON."""
-    ph = make_phantom(seed=HELD_OUT_SEED0, spacing=2)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def _child(kind: str, case_dir: str, model: str | None, samples: int, steps: int) -> None:
+    """Entry point of the fresh-process measurements: prints seconds and peak RSS as JSON.
+
+    The case is read from disk (not generated here), so the peak RSS is that of the model run.
+    """
+    from napari_entrust.io import load_case
+
+    import threading
+
+    import psutil
+
+    case = load_case(case_dir)
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def watch():  # the high-water mark of this run alone (ru_maxrss cannot be reset after imports)
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            done.wait(0.002)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     if kind == "baseline":
-        run_baseline(ph, 1)  # warm-up
-        seconds = run_baseline(ph)
+        run_baseline(case, 1)  # warm-up (builds the five networks again: counted, like loading a model)
+        seconds = run_baseline(case)
     else:
         bundle = load_checkpoint(model)
-        run_entrust(ph, bundle, 2, 2)  # warm-up
-        seconds = run_entrust(ph, bundle, samples, steps)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak / 1024, "before_run_rss_mb": base_rss / 1024}))
+        run_entrust(case, bundle, 2, 2)  # warm-up
+        seconds = run_entrust(case, bundle, samples, steps)
+    done.set()
+    watcher.join()
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak[0] / 2 ** 20, "before_run_rss_mb": before / 2 ** 20,
+                      "working_memory_mb": (peak[0] - before) / 2 ** 20,
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def fresh_process(kind: str, model: str | None, samples: int, steps: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--samples", str(samples), "--steps", str(steps)]
+def fresh_process(kind: str, case_dir: Path, model: str | None, samples: int, steps: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--case-dir", str(case_dir), "--samples", str(samples),
+           "--steps", str(steps)]
     if model:
         cmd += ["--model", model]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -170,59 +194,79 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--child", choices=("baseline", "entrust"), help=argparse.SUPPRESS)
+    p.add_argument("--case-dir", help=argparse.SUPPRESS)
     p.add_argument("--skip-speed", action="store_true")
+    p.add_argument("--skip-accuracy", action="store_true")
     args = p.parse_args()
     if args.child:
-        _child(args.child, args.model, args.samples, args.steps)
+        _child(args.child, args.case_dir, args.model, args.samples, args.steps)
         return
 
     bundle = load_checkpoint(args.model)
     phantoms = [make_phantom(seed=HELD_OUT_SEED0 + i, spacing=2) for i in range(args.cases)]
-    sampling = SamplingConfig(samples=args.samples, steps=args.steps)
     results = {"model": str(bundle.path), "model_sha256": bundle.sha256, "cases": [ph.name for ph in phantoms],
                "samples": args.samples, "steps": args.steps}
+    if args.skip_accuracy:
+        previous = RESULTS / "model_benchmark.json"
+        if previous.exists():
+            results = {**json.loads(previous.read_text()), **results}
+    else:
+        results["variants"] = accuracy(args, bundle, phantoms)
+    if not args.skip_speed:
+        results["speed"] = speed(args, bundle, phantoms[0])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "model_benchmark.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {RESULTS / 'model_benchmark.json'}")
+
+
+def accuracy(args, bundle, phantoms) -> dict:
+    sampling = SamplingConfig(samples=args.samples, steps=args.steps)
     variants = {"EnTrust": evaluate(bundle, phantoms, sampling),
                 "EnTrust, F_cf zeroed at inference": evaluate(bundle, phantoms, SamplingConfig(
                     samples=args.samples, steps=args.steps, conflict_scale=0.0))}
     if args.no_conflict_model:
         variants["trained without conflict branch"] = evaluate(load_checkpoint(args.no_conflict_model), phantoms, sampling)
-    results["variants"] = {name: {"mean": mean_row(rows), "per_case": rows} for name, rows in variants.items()}
-
-    print(f"Held-out phantoms {results['cases']} (2 mm), K = {args.samples}, S = {args.steps}")
+    out = {name: {"mean": mean_row(rows), "per_case": rows} for name, rows in variants.items()}
+    print(f"Held-out phantoms {[ph.name for ph in phantoms]} (2 mm), K = {args.samples}, S = {args.steps}")
     print("| model | Dice WT | Dice TC | Dice ET | conflict AUROC | disagreement conflict / rest | s per case |")
     print("|---|---|---|---|---|---|---|")
-    for name, v in results["variants"].items():
+    for name, v in out.items():
         m = v["mean"]
         print(f"| {name} | {m['dice_WT']:.3f} | {m['dice_TC']:.3f} | {m['dice_ET']:.3f} | {m['conflict_auroc']:.3f} "
               f"| {m['disagreement_ratio']:.2f} ({m['disagreement_conflict']:.3f} / {m['disagreement_rest']:.3f}) "
               f"| {m['seconds']:.1f} |")
 
-    if not args.skip_speed:
-        ph = phantoms[0]
-        run_baseline(ph, 1)
-        run_entrust(ph, bundle, 2, 2)
-        same_process = {"baseline_5x_s": run_baseline(ph), "entrust_s": run_entrust(ph, bundle, args.samples, args.steps)}
-        fresh = {"baseline_5x": fresh_process("baseline", None, args.samples, args.steps),
-                 "entrust": fresh_process("entrust", args.model, args.samples, args.steps)}
-        flops = denoiser_gflops(bundle, ph, args.samples, args.steps)
-        results["speed"] = {"same_process": same_process, "fresh_process": fresh, "gflops": flops,
-                            "threads": torch.get_num_threads(),
-                            "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, 1 residual unit), 5 passes"}
-        print(f"\nSpeed on {ph.name} (2 mm, {ph.images['t1'].shape}), K = {args.samples}, {torch.get_num_threads()} threads")
-        print("| measurement | EnTrust predict | 5 x MONAI UNet | ratio |")
-        print("|---|---|---|---|")
-        print(f"| wall time, same process (s) | {same_process['entrust_s']:.2f} | {same_process['baseline_5x_s']:.2f} "
-              f"| {same_process['entrust_s'] / same_process['baseline_5x_s']:.2f} |")
-        print(f"| wall time, fresh process (s) | {fresh['entrust']['seconds']:.2f} | {fresh['baseline_5x']['seconds']:.2f} "
-              f"| {fresh['entrust']['seconds'] / fresh['baseline_5x']['seconds']:.2f} |")
-        print(f"| peak RSS, fresh process (MB) | {fresh['entrust']['peak_rss_mb']:.0f} | {fresh['baseline_5x']['peak_rss_mb']:.0f} "
-              f"| {fresh['entrust']['peak_rss_mb'] / fresh['baseline_5x']['peak_rss_mb']:.2f} |")
-        print(f"\nDenoiser loop: {flops['denoiser_loop_gflops']:.1f} GFLOP/s; torch.matmul 2048²: "
-              f"{flops['matmul_gflops']:.1f} GFLOP/s ({flops['fraction_of_matmul']:.0%})")
+    return out
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "model_benchmark.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {RESULTS / 'model_benchmark.json'}")
+
+def speed(args, bundle, ph) -> dict:
+    import tempfile
+
+    from napari_entrust.phantom import save_phantom
+
+    case = ph.to_case()
+    run_baseline(case, 1)
+    run_entrust(case, bundle, 2, 2)
+    same_process = {"baseline_5x_s": run_baseline(case), "entrust_s": run_entrust(case, bundle, args.samples, args.steps)}
+    with tempfile.TemporaryDirectory() as tmp:
+        save_phantom(ph, tmp)
+        fresh = {"baseline_5x": fresh_process("baseline", Path(tmp), None, args.samples, args.steps),
+                 "entrust": fresh_process("entrust", Path(tmp), args.model, args.samples, args.steps)}
+    flops = denoiser_gflops(bundle, ph, args.samples, args.steps)
+    print(f"\nSpeed on {ph.name} (2 mm, {ph.images['t1'].shape}), K = {args.samples}, {torch.get_num_threads()} threads")
+    print("| measurement | EnTrust predict | 5 x MONAI UNet | ratio |")
+    print("|---|---|---|---|")
+    print(f"| wall time, same process (s) | {same_process['entrust_s']:.2f} | {same_process['baseline_5x_s']:.2f} "
+          f"| {same_process['entrust_s'] / same_process['baseline_5x_s']:.2f} |")
+    print(f"| wall time, fresh process (s) | {fresh['entrust']['seconds']:.2f} | {fresh['baseline_5x']['seconds']:.2f} "
+          f"| {fresh['entrust']['seconds'] / fresh['baseline_5x']['seconds']:.2f} |")
+    for key, label in (("working_memory_mb", "peak RSS above the loaded case"), ("peak_rss_mb", "peak RSS")):
+        print(f"| {label}, fresh process (MB) | {fresh['entrust'][key]:.0f} | {fresh['baseline_5x'][key]:.0f} "
+              f"| {fresh['entrust'][key] / fresh['baseline_5x'][key]:.2f} |")
+    print(f"\nDenoiser loop: {flops['denoiser_loop_gflops']:.1f} GFLOP/s; torch.matmul 2048²: "
+          f"{flops['matmul_gflops']:.1f} GFLOP/s ({flops['fraction_of_matmul']:.0%})")
+    return {"same_process": same_process, "fresh_process": fresh, "gflops": flops, "threads": torch.get_num_threads(),
+            "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, 1 residual unit), 5 passes"}
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ from .checkpoint import ModelBundle
 from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
-from .labels import REGIONS, from_regions
+from .labels import REGION_LABELS, REGIONS, from_regions
 from .normalize import normalize_case
-from .slices import bounding_box, context_stack, model_grid_shape, pad_to_multiple, resample
+from .slices import context_stack, model_grid_shape, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
 
 ROI_THRESHOLD = 0.3  #: fused-head WT probability above which a voxel may be tumour
@@ -48,7 +48,7 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
 class Prediction:
     """Every output on the case grid (RAS+), and the summary written to ``summary.json``."""
 
-    mask: np.ndarray  #: uint8 labels (BraTS 2021 convention)
+    mask: np.ndarray  #: uint8 labels (BraTS 2021 convention): majority vote of the hypotheses per region
     prob: np.ndarray  #: (3, X, Y, Z) calibrated WT/TC/ET probabilities
     samples: np.ndarray  #: (K, X, Y, Z) uint8 label maps, one per hypothesis
     trustmap: np.ndarray  #: calibrated uncertainty in [0, 1]
@@ -102,24 +102,25 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     weights = np.zeros((m, *grid), np.float32)
     per_slice = nx * ny * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
     chunk = _slices_per_chunk(per_slice, memory_mb)
+    head_slices = torch.nonzero(volume.abs().sum(dim=(0, 1, 2)) > 0).flatten().tolist()  # slices outside the head stay 0
+
+    def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., nx, ny, B) without padding
+        return np.moveaxis(a[..., :nx, :ny].float().cpu().numpy(), 0, -1)
+
     with torch.inference_mode():
-        for z0 in range(0, nz, chunk):
+        for i in range(0, len(head_slices), chunk):
             check_stop()
-            zs = list(range(z0, min(z0 + chunk, nz)))
-            x, (h, w) = pad_to_multiple(context_stack(volume, zs, cfg.context), net.size_multiple)
+            zs = head_slices[i:i + chunk]
+            x, _ = pad_to_multiple(context_stack(volume, zs, cfg.context), net.size_multiple)
             f = net.features(x.to(device))
 
-            def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., H, W, B) without padding
-                a = a[..., :h, :w].float().cpu().numpy()
-                return np.moveaxis(a, 0, -1)
-
-            cond[zs] = f.condition(sampling.conflict_scale)[..., :h, :w].float().cpu()
+            cond[zs] = f.condition(sampling.conflict_scale)[..., :nx, :ny].float().cpu()
             fused_wt[..., zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
             maps["consensus"][..., zs] = unpad(f.consensus.norm(dim=1))
             maps["conflict"][..., zs] = unpad(f.conflict.norm(dim=1) * abs(sampling.conflict_scale))
             specific[..., zs] = unpad(f.specific.norm(dim=2))
             weights[..., zs] = unpad(f.weights)
-            yield 0.05 + 0.25 * zs[-1] / nz, f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
+            yield 0.05 + 0.25 * (i + len(zs)) / len(head_slices), f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
     timings["encode_s"] = time.perf_counter() - t
 
     # 2. hypotheses on the region where the fused head sees possible tumour
@@ -130,33 +131,42 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     stats_max = {name: np.zeros(grid, np.float32) for name in ("entropy", "mutual_info", "probe")}
     head = volume.abs().sum(0).numpy() > 0
     roi_mask = region_of_interest(fused_wt, head)
-    roi = bounding_box(roi_mask, 0)
-    if roi is not None:
-        # one in-plane box for every slice, so results do not depend on how slices are chunked
-        sx, sy, _ = roi
-        h, w = sx.stop - sx.start, sy.stop - sy.start
-        zs_all = [z for z in range(roi[2].start, roi[2].stop) if roi_mask[..., z].any()]
-        per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + cfg.denoiser_channels * 8 + 3 * 6)
-        chunk = _slices_per_chunk(per_slice, memory_mb)
-        done = 0
-        with torch.inference_mode():
-            while done < len(zs_all):
+    # one box per connected part of the region: cost follows the region's volume, not its spread
+    parts, _ = ndimage.label(roi_mask)
+    boxes = [b for b in ndimage.find_objects(parts) if b is not None]
+    total_slices = sum(b[2].stop - b[2].start for b in boxes)
+    done = 0
+    with torch.inference_mode():
+        for part, (sx, sy, sz) in enumerate(boxes, start=1):
+            h, w = sx.stop - sx.start, sy.stop - sy.start
+            inside = parts[sx, sy, sz] == part  # write only this part's voxels
+            per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + cfg.denoiser_channels * 8 + 3 * 6)
+            chunk = _slices_per_chunk(per_slice, memory_mb)
+            for z0 in range(sz.start, sz.stop, chunk):
                 check_stop()
-                zs = zs_all[done:done + chunk]
+                zs = list(range(z0, min(z0 + chunk, sz.stop)))
                 c = cond[zs][..., sx, sy].to(device)
-                noise = torch.stack([slice_noise(sampling.seed, z, sampling.steps, k, (h, w)) for z in zs])
+                # the noise of a slice depends on the seed, the slice and the box, never on chunking
+                noise = torch.stack([slice_noise(sampling.seed, (z * 4099 + sx.start) * 4099 + sy.start,
+                                                 sampling.steps, k, (h, w)) for z in zs])
                 hyp = sample(net, bundle.schedule, c, noise, eta=sampling.eta, probe_strength=sampling.probe_strength,
                              probe_steps=sampling.probe_steps, should_stop=stop)
                 cf = torch.from_numpy(maps["conflict"][sx, sy][..., zs].transpose(2, 0, 1)).to(device)
                 stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength)
                 calibrated = torch.sigmoid(bundle.calibration(stats))
-                prob[:, sx, sy, zs] = calibrated.cpu().numpy().transpose(1, 2, 3, 0)
-                region_samples[:, :, sx, sy, zs] = (hyp.probs > 0.5).cpu().numpy().transpose(1, 2, 3, 4, 0)
+                sel = inside[..., [z - sz.start for z in zs]]  # (h, w, len(zs))
+
+                def put(target: np.ndarray, values: np.ndarray) -> None:  # values (..., h, w, len(zs))
+                    view = target[..., sx, sy, zs[0]:zs[-1] + 1]
+                    view[..., sel] = values[..., sel]
+
+                put(prob, calibrated.cpu().numpy().transpose(1, 2, 3, 0))
+                put(region_samples, (hyp.probs > 0.5).cpu().numpy().transpose(1, 2, 3, 4, 0))
                 for j, name in ((1, "entropy"), (3, "mutual_info"), (4, "probe")):
-                    stats_max[name][sx, sy, zs] = stats[:, :, j].amax(1).cpu().numpy().transpose(1, 2, 0)
+                    put(stats_max[name], stats[:, :, j].amax(1).cpu().numpy().transpose(1, 2, 0))
                 done += len(zs)
-                yield 0.3 + 0.6 * done / len(zs_all), \
-                    f"sampling {k} hypotheses x {sampling.steps} steps, slice {done} of {len(zs_all)}"
+                yield 0.3 + 0.6 * done / max(total_slices, 1), \
+                    f"sampling {k} hypotheses x {sampling.steps} steps, slice {done} of {total_slices}"
     timings["sample_s"] = time.perf_counter() - t
 
     # 3. back to the case grid
@@ -172,12 +182,16 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         return resample(flat, shape).numpy().reshape(*lead, *shape)
 
     prob_c = back(prob)
-    samples_c = back(region_samples.reshape(k * 3, *grid).astype(np.float32)).reshape(k, 3, *shape) > 0.5
-    mask = from_regions(prob_c > 0.5)
-    sample_labels = np.stack([from_regions(s) for s in samples_c])
+    # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
+    sample_labels = np.stack([from_regions(back(region_samples[j].astype(np.float32)) > 0.5) for j in range(k)])
+    # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
+    votes = np.stack([np.isin(sample_labels, REGION_LABELS[r]).mean(0) for r in REGIONS])
+    mask = from_regions(votes > 0.5)
+    del votes
     trust = trustmap(prob_c).astype(np.float32)
     voxel_ml = case.grid.voxel_volume_ml
-    sample_ml = {r: (samples_c[:, i].reshape(k, -1).sum(1) * voxel_ml) for i, r in enumerate(REGIONS)}
+    counts = np.stack([np.bincount(s.ravel(), minlength=5) for s in sample_labels])  # (K, label values)
+    sample_ml = {r: counts[:, list(REGION_LABELS[r])].sum(1) * voxel_ml for r in REGIONS}
     timings["assemble_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     pred = Prediction(
@@ -200,7 +214,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                        "probe_strength": sampling.probe_strength, "probe_steps": sampling.probe_steps,
                        "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "memory_mb": memory_mb},
         "model_grid": {"shape": list(grid), "spacing_mm": cfg.spacing_mm,
-                       "region_of_interest": None if roi is None else [[s.start, s.stop] for s in roi]},
+                       "region_of_interest": [[[s.start, s.stop] for s in b] for b in boxes]},
         "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
     }
     yield 1.0, "done"

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from monai.losses import DiceLoss
 from torch.nn.parallel import DistributedDataParallel
 
 from .config import ModelConfig
@@ -36,7 +35,8 @@ class TrainConfig:
     crop: int = 64
     lr: float = 2e-3
     iterations_per_epoch: int = 100  #: a new rater per case every epoch
-    lesion_fraction: float = 0.6
+    lesion_fraction: float = 0.45
+    conflict_fraction: float = 0.25  #: crops centred where raters disagree (when a case has several raters)
     augment: bool = True
     seed: int = 0
     calibration_slices: int = 160
@@ -78,18 +78,17 @@ def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext,
                    progress: Progress | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Diffusion (x0) loss + deep supervision of the modality/fused heads + independence loss."""
+    """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
     cfg = net.cfg
     schedule = Schedule(cfg)
     torch.manual_seed(tc.seed)  # same initial noise draws on every rank is harmless; crops differ by rank
     sampler = CropSampler(cases, cfg.context, tc.crop, lesion_fraction=tc.lesion_fraction,
-                          seed=tc.seed * 1000 + ctx.rank, augment=tc.augment)
+                          conflict_fraction=tc.conflict_fraction, seed=tc.seed * 1000 + ctx.rank, augment=tc.augment)
     model = net.to(ctx.device).train()
     if ctx.world > 1:
         model = DistributedDataParallel(net, find_unused_parameters=not cfg.conflict_branch)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.iterations, pct_start=0.1)
-    dice = DiceLoss(sigmoid=True, batch=True)
     gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
     history, running, start = [], [], time.perf_counter()
     for it in range(tc.iterations):
@@ -100,7 +99,9 @@ def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, 
         noise = torch.randn(y.shape, generator=gen).to(ctx.device)
         y_t = schedule.add_noise(to_signed(y), noise, t)
         logits, feats = model(x, y_t, t)
-        loss_diff = _bce(logits, y) + 0.5 * dice(logits, y)
+        # BCE only: a proper scoring rule, so voxels the raters dispute are learned as ~50/50, not
+        # pushed to the majority answer as an overlap (Dice) loss would do
+        loss_diff = _bce(logits, y)
         loss_aux = _bce(feats.fused_logits, y) + _bce(feats.modality_logits, y[:, None].expand_as(feats.modality_logits))
         loss_ind = independence_loss(feats, brain, cfg.independence, generator=gen)
         loss = loss_diff + cfg.aux_weight * loss_aux + cfg.independence_weight * loss_ind
@@ -129,7 +130,8 @@ def calibration_statistics(net: EnTrustNet, cases: list[TrainingCase], tc: Train
                            progress: Progress | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """TrustMap inputs and rater targets on crops of the calibration cases (backbone frozen)."""
     schedule = Schedule(net.cfg)
-    sampler = CropSampler(cases, net.cfg.context, tc.crop, lesion_fraction=0.9, seed=tc.seed * 1000 + 500 + ctx.rank,
+    sampler = CropSampler(cases, net.cfg.context, tc.crop, lesion_fraction=0.6, conflict_fraction=0.3,
+                          seed=tc.seed * 1000 + 500 + ctx.rank,
                           augment=False)
     stats, targets, masks = [], [], []
     batch = 4
@@ -197,14 +199,15 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCas
         net.load_state_dict(init["net"])
         head.load_state_dict(init["calibration"])
     start = time.perf_counter()
-    history = train_backbone(net, train_cases, tc, ctx, progress, log)
-    backbone_s = time.perf_counter() - start
-    for p in net.parameters():
-        p.requires_grad_(False)
-    stats, targets, masks = calibration_statistics(net, calibration_cases, tc, ctx, progress)
-    cal_losses = train_calibration(head, stats, targets, masks, tc, ctx)
-    for p in net.parameters():
-        p.requires_grad_(True)
+    with torch.enable_grad():  # whatever the caller set globally (e.g. after inference in the same process)
+        history = train_backbone(net, train_cases, tc, ctx, progress, log)
+        backbone_s = time.perf_counter() - start
+        for p in net.parameters():
+            p.requires_grad_(False)
+        stats, targets, masks = calibration_statistics(net, calibration_cases, tc, ctx, progress)
+        cal_losses = train_calibration(head, stats, targets, masks, tc, ctx)
+        for p in net.parameters():
+            p.requires_grad_(True)
     record = {
         "train_config": asdict(tc), "world_size": ctx.world, "device": str(ctx.device),
         "train_cases": [c.name for c in train_cases], "calibration_cases": [c.name for c in calibration_cases],

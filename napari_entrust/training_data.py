@@ -99,17 +99,19 @@ class CropSampler:
     """Random training crops: (x, y, brain) with x (B, M, 2c+1, P, P) and y (B, 3, P, P)."""
 
     def __init__(self, cases: list[TrainingCase], context: int, crop: int, *, lesion_fraction: float = 0.8,
-                 seed: int = 0, augment: bool = True):
+                 conflict_fraction: float = 0.0, seed: int = 0, augment: bool = True):
         if not cases:
             raise ValueError("no training cases")
         self.cases, self.context, self.crop = cases, context, crop
-        self.lesion_fraction, self.augment = lesion_fraction, augment
+        self.lesion_fraction, self.conflict_fraction, self.augment = lesion_fraction, conflict_fraction, augment
         self.rng = np.random.default_rng(seed)
         self.styles = [style_augmentation(seed * 10 + m) for m in range(len(MODALITIES))]
         self.raters = np.zeros(len(cases), dtype=int)
         # where lesion (per case and rater) and brain voxels are, found once instead of per crop
         self._lesion = [[np.argwhere(r > 0) for r in c.raters] for c in cases]
         self._brain = [np.argwhere(c.images[0] > 0)[::7] for c in cases]
+        # where raters disagree: the ambiguity the diffusion model must learn, sampled on purpose
+        self._disputed = [np.argwhere(c.raters.min(0) != c.raters.max(0)) for c in cases]
         self.new_epoch()
 
     def new_epoch(self) -> None:
@@ -123,7 +125,11 @@ class CropSampler:
         _, nx, ny, nz = case.images.shape
         p = self.crop
         lesion = self._lesion[ci][self.raters[ci]]
-        if len(lesion) and self.rng.random() < self.lesion_fraction:
+        draw = self.rng.random()
+        if len(self._disputed[ci]) and draw < self.conflict_fraction:
+            disputed = self._disputed[ci]
+            cx, cy, z = disputed[self.rng.integers(len(disputed))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
+        elif len(lesion) and draw < self.conflict_fraction + self.lesion_fraction:
             cx, cy, z = lesion[self.rng.integers(len(lesion))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
         else:
             cx, cy, z = self._brain[ci][self.rng.integers(len(self._brain[ci]))]

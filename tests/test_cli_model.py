@@ -74,3 +74,31 @@ def test_train_rejects_bad_config_overrides(tmp_path, capsys):
     assert "--config expects KEY=VALUE" in capsys.readouterr().err
     assert main(["train", "--out", str(tmp_path / "m.pt"), "--config", "conflict_branch=maybe"]) == 2
     assert "expects true or false" in capsys.readouterr().err
+
+
+def test_a_1mm_volume_is_resampled_to_the_model_grid_and_back_in_chunks(phantom1):
+    from napari_entrust.config import SamplingConfig
+    from napari_entrust.engine import predict_case
+
+    case = phantom1.to_case()
+    pred = predict_case(case, load_checkpoint(), SamplingConfig(samples=2, steps=3, probe_steps=1), memory_mb=96)
+    assert pred.mask.shape == pred.trustmap.shape == case.shape == (197, 233, 189)
+    assert pred.summary["model_grid"]["shape"] == [98, 116, 94]
+    wt_true, wt_pred = phantom1.labels > 0, pred.mask > 0
+    assert 2 * (wt_true & wt_pred).sum() / (wt_true.sum() + wt_pred.sum()) > 0.75
+
+
+def test_fine_tuning_the_bundled_model_on_a_labelled_case_folder(brats_case_dir, tmp_path, capsys):
+    import torch
+
+    out = tmp_path / "site.pt"
+    args = ["train", "--out", str(out), "--phantoms", "0", "--calibration-phantoms", "0", "--cases", str(brats_case_dir),
+            "--calibration-cases", str(brats_case_dir), "--init", str(bundled_model_path()), "--iterations", "2",
+            "--batch-size", "2", "--calibration-iterations", "2", "--calibration-slices", "4", "--threads", "1"]
+    assert main(args) == 0
+    tuned, base = load_checkpoint(out), load_checkpoint()
+    assert tuned.config == base.config
+    assert tuned.training["init"] == str(bundled_model_path()) and len(tuned.training["history"]) >= 1
+    changed = [k for k, v in base.net.state_dict().items() if not torch.equal(v, tuned.net.state_dict()[k])]
+    assert changed  # the weights moved, starting from the bundled ones
+    assert "wrote" in capsys.readouterr().out

@@ -144,8 +144,10 @@ def test_engine_outputs_are_complete_deterministic_and_chunking_independent(tiny
     a = engine.predict_case(case, tiny, opts, memory_mb=4096, progress=lambda f, m: progress.append(f))
     b = engine.predict_case(case, tiny, opts, memory_mb=64)  # many small chunks
     assert progress[0] == 0.0 and progress[-1] == 1.0 and progress == sorted(progress)
-    for name in ("mask", "prob", "samples", "trustmap", "entropy", "mutual_info", "probe", "conflict"):
+    for name in ("mask", "samples"):  # label maps: identical
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("prob", "trustmap", "entropy", "mutual_info", "probe", "conflict"):  # floats: batch-size rounding only
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-5, err_msg=name)
     assert a.samples.shape == (3, *case.shape) and a.prob.shape == (3, *case.shape)
     assert np.all(a.trustmap[~fixed_roi] == 0) and 0 <= a.trustmap.min() and a.trustmap.max() <= 1
     total = sum(a.weights.values())

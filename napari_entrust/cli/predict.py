@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from ..checkpoint import load_checkpoint
 from ..config import SamplingConfig
 from ..device import DEVICE_CHOICES, resolve_device
@@ -62,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
     check_writable(list(output_files(bundle.config.modalities, args.out).values()), args.overwrite)
-    torch.set_grad_enabled(False)
     bar = progress_bar(f"EnTrust {case.name}")
     try:
         pred = predict_case(case, bundle, sampling, progress=bar, memory_mb=args.memory_mb)

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                                        log=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         bar.close()
-    record.update({"command": " ".join(["entrust", *sys.argv[2:]]) if sys.argv[1:2] == ["train"] else None,
+    record.update({"command": " ".join(["entrust", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None,
                    "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
                    "init": str(args.init) if args.init else None, "threads": torch.get_num_threads()})
     if ctx.main:
