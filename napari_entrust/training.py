@@ -81,7 +81,6 @@ def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, 
     """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
     cfg = net.cfg
     schedule = Schedule(cfg)
-    torch.manual_seed(tc.seed)  # same initial noise draws on every rank is harmless; crops differ by rank
     sampler = CropSampler(cases, cfg.context, tc.crop, lesion_fraction=tc.lesion_fraction,
                           conflict_fraction=tc.conflict_fraction, seed=tc.seed * 1000 + ctx.rank, augment=tc.augment)
     model = net.to(ctx.device).train()
@@ -190,7 +189,10 @@ def intensity_summary(cases: list[TrainingCase]) -> dict:
 def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCase],
           calibration_cases: list[TrainingCase], *, device: torch.device, init: dict | None = None,
           progress: Progress | None = None, log: Callable[[str], None] | None = None):
-    """Train a model; returns (net, calibration head, training record). ``init``: a state dict to start from."""
+    """Train a model; returns (net, calibration head, training record, distributed context).
+
+    ``init``: ``{"net": state dict, "calibration": state dict}`` to start from (fine-tuning).
+    """
     ctx = distributed_context(device)
     torch.manual_seed(tc.seed)
     net = EnTrustNet(model_cfg)
