@@ -7,7 +7,6 @@ in ``resources/SHA256SUMS`` and checked on every load.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from .diffusion import Schedule
 from .errors import EntrustError
 from .model import CalibrationHead, EnTrustNet
 from .nifti import atomic_write
+from .provenance import sha256_of
 
 BUNDLED_MODEL = "entrust_brats_phantom.pt"
 FORMAT_VERSION = 1
@@ -31,14 +31,6 @@ def resources_dir() -> Path:
 
 def bundled_model_path() -> Path:
     return resources_dir() / BUNDLED_MODEL
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def recorded_sha256(name: str) -> str | None:

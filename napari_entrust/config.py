@@ -55,6 +55,8 @@ class SamplingConfig:
     probe_steps: int = 2
     seed: int = 0
     conflict_scale: float = 1.0  #: 0 zeroes F_cf at inference (the falsification ablation)
+    #: with user-fixed voxels, each step is repeated this many extra times (RePaint harmonisation)
+    inpaint_jumps: int = 4
 
     def validate(self) -> None:
         """Reject nonsense values with a message a user can act on."""
@@ -66,5 +68,7 @@ class SamplingConfig:
             raise ValueError(f"eta must be between 0 and 1, got {self.eta}")
         if not 0.0 <= self.probe_strength < 1.0:
             raise ValueError(f"probe strength must be in [0, 1), got {self.probe_strength}")
+        if not 0 <= self.inpaint_jumps <= 20:
+            raise ValueError(f"inpaint jumps must be between 0 and 20, got {self.inpaint_jumps}")
         if not 0 <= self.probe_steps <= self.steps:
             raise ValueError(f"probe steps must be between 0 and steps ({self.steps}), got {self.probe_steps}")

@@ -12,11 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler
 
 from .config import ModelConfig
 from .errors import Cancelled
 from .model import EnTrustNet
+
+
+HARMONISE_RADIUS = 8  #: pixels around fixed voxels that re-settle with them (the denoiser's reach)
 
 
 class Schedule:
@@ -62,12 +66,17 @@ def slice_noise(seed: int, slice_index: int, steps: int, k: int, shape: tuple[in
 @torch.no_grad()
 def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch.Tensor, *, eta: float = 1.0,
            probe_strength: float = 0.0, probe_steps: int = 0, known: torch.Tensor | None = None,
-           known_values: torch.Tensor | None = None, should_stop: Callable[[], bool] | None = None) -> Hypotheses:
+           known_values: torch.Tensor | None = None, jump_noise: torch.Tensor | None = None,
+           should_stop: Callable[[], bool] | None = None) -> Hypotheses:
     """Draw K hypotheses for a batch of B slices.
 
     ``cond``: (B, C, H, W) from :meth:`Features.condition`, its last ``conflict_channels`` being F_cf.
     ``noise``: (B, steps + 1, K, 3, H, W) from :func:`slice_noise`. ``known``/``known_values``:
     (B, 3, H, W) bool / {0, 1}; those voxels are held at their values at every step (inpainting).
+    ``jump_noise``: (B, J, K, 3, H, W) with J = (steps − 1) × (U − 1) turns on RePaint-style
+    harmonisation with inpainting: every step but the last is repeated U times, re-noising the
+    result back to the step's noise level in between, so the free voxels can take up what the fixed
+    ones imply (Lugmayr et al., 2022).
     ``should_stop()`` is checked before every step; if it returns True, :class:`Cancelled` is raised.
     """
     b, steps_plus_one, k = noise.shape[:3]
@@ -85,23 +94,47 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
         known = known.to(device)[:, None].expand(-1, k, -1, -1, -1).reshape(b * k, *known.shape[1:])
         target = to_signed(known_values.to(device).float())[:, None].expand(-1, k, -1, -1, -1).reshape(known.shape)
 
+    jumps = 0
+    if known is not None and jump_noise is not None and steps > 1:
+        jumps = jump_noise.shape[1] // (steps - 1)
+        if jump_noise.shape[1] != jumps * (steps - 1):
+            raise ValueError(f"jump_noise has {jump_noise.shape[1]} draws, not a multiple of steps - 1 = {steps - 1}")
+        jump_noise = jump_noise.to(device)
+        # only voxels within HARMONISE_RADIUS pixels of a fixed voxel are harmonised; the rest follow
+        # the plain trajectory, so an edit changes its neighbourhood and nothing far from it
+        near = F.max_pool2d(known.any(1, keepdim=True).float(), 2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS)
+        zone = near.bool().expand_as(known)
+
+    def step(y: torch.Tensor, cond_h: torch.Tensor, i: int, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t, t_prev = pairs[i]
+        tt = torch.full((b * k,), t, device=device, dtype=torch.long)
+        logits = net.denoiser(y, tt, cond_h)
+        x0 = to_signed(torch.sigmoid(logits))
+        a_t, a_prev = schedule.alpha(t), schedule.alpha(t_prev)
+        eps = (y - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5
+        sigma = eta * ((1 - a_prev) / (1 - a_t)) ** 0.5 * (1 - a_t / a_prev) ** 0.5
+        y = a_prev ** 0.5 * x0 + max(1 - a_prev - sigma ** 2, 0.0) ** 0.5 * eps + sigma * z
+        if known is not None:
+            y = torch.where(known, a_prev ** 0.5 * target + (1 - a_prev) ** 0.5 * z, y)
+        return y, logits
+
     def run(y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Steps ``first`` .. ``last`` - 1; returns the new y and the last x0 logits."""
         logits = None
         for i in range(first, last):
             if should_stop is not None and should_stop():
                 raise Cancelled("cancelled by the user")
-            t, t_prev = pairs[i]
-            tt = torch.full((b * k,), t, device=device, dtype=torch.long)
-            logits = net.denoiser(y, tt, cond_h)
-            x0 = to_signed(torch.sigmoid(logits))
-            a_t, a_prev = schedule.alpha(t), schedule.alpha(t_prev)
-            eps = (y - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5
-            sigma = eta * ((1 - a_prev) / (1 - a_t)) ** 0.5 * (1 - a_t / a_prev) ** 0.5
             z = noise[:, i + 1].reshape(y.shape)
-            y = a_prev ** 0.5 * x0 + max(1 - a_prev - sigma ** 2, 0.0) ** 0.5 * eps + sigma * z
-            if known is not None:
-                y = torch.where(known, a_prev ** 0.5 * target + (1 - a_prev) ** 0.5 * z, y)
+            if not jumps or i == steps - 1:
+                y, logits = step(y, cond_h, i, z)
+                continue
+            y_plain, logits = step(y, cond_h, i, z)
+            a_t, a_prev = schedule.alpha(pairs[i][0]), schedule.alpha(pairs[i][1])
+            for j in range(jumps):  # harmonise near the fixed voxels: step, then noise back to level t
+                y_next, _ = step(y, cond_h, i, z)
+                y = (a_t / a_prev) ** 0.5 * y_next + (1 - a_t / a_prev) ** 0.5 * jump_noise[:, i * jumps + j].reshape(y.shape)
+            y, logits_h = step(y, cond_h, i, z)
+            y, logits = torch.where(zone, y, y_plain), torch.where(zone, logits_h, logits)
         return y, logits
 
     def probabilities(logits: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from .checkpoint import ModelBundle
 from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
-from .labels import REGION_LABELS, REGIONS, from_regions
+from .labels import REGION_LABELS, REGIONS, from_regions, to_regions
 from .normalize import normalize_case
 from .slices import context_stack, model_grid_shape, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
@@ -67,14 +67,26 @@ def _slices_per_chunk(bytes_per_slice: float, memory_mb: float) -> int:
 
 
 def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, *,
-                   memory_mb: float = 1024, should_stop: Callable[[], bool] | None = None
+                   memory_mb: float = 1024, should_stop: Callable[[], bool] | None = None,
+                   fixed: np.ndarray | None = None, fixed_labels: np.ndarray | None = None,
                    ) -> Generator[tuple[float, str], None, Prediction]:
+    """Segment ``case``; yields ``(fraction, message)``, returns the :class:`Prediction`.
+
+    ``fixed`` (bool, case grid) and ``fixed_labels`` (internal labels, case grid) hold voxels a user
+    has decided: they are imposed at every denoising step (inpainting), so the rest of each
+    hypothesis settles consistently with them, and they come back unchanged and certain.
+    """
     sampling = sampling or SamplingConfig()
     sampling.validate()
     cfg, net = bundle.config, bundle.net
     missing = [m for m in cfg.modalities if m not in case.images]
     if missing:
         raise InputError(case.name, f"the model needs {', '.join(cfg.modalities)}; missing {', '.join(missing)}")
+    if fixed is not None:
+        fixed = np.asarray(fixed, dtype=bool)
+        if fixed_labels is None or fixed.shape != case.shape or np.shape(fixed_labels) != case.shape:
+            raise InputError(case.name, f"fixed voxels and their labels must both have the case's shape {case.shape}")
+        fixed_labels = np.asarray(fixed_labels, dtype=np.uint8)
     device = next(net.parameters()).device
     stop = should_stop or (lambda: False)
     timings: dict[str, float] = {}
@@ -131,6 +143,10 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     stats_max = {name: np.zeros(grid, np.float32) for name in ("entropy", "mutual_info", "probe")}
     head = volume.abs().sum(0).numpy() > 0
     roi_mask = region_of_interest(fused_wt, head)
+    known_model = None
+    if fixed is not None and fixed.any():
+        known_model, known_regions = _on_model_grid(fixed, to_regions(fixed_labels), grid)
+        roi_mask |= ndimage.binary_dilation(known_model, iterations=ROI_MARGIN) & head
     # one box per connected part of the region: cost follows the region's volume, not its spread
     parts, _ = ndimage.label(roi_mask)
     boxes = [b for b in ndimage.find_objects(parts) if b is not None]
@@ -149,8 +165,18 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                 # the noise of a slice depends on the seed, the slice and the box, never on chunking
                 noise = torch.stack([slice_noise(sampling.seed, (z * 4099 + sx.start) * 4099 + sy.start,
                                                  sampling.steps, k, (h, w)) for z in zs])
+                known = values = jump_noise = None
+                if known_model is not None:
+                    if sampling.inpaint_jumps and sampling.steps > 1:
+                        jump_noise = torch.stack([slice_noise(sampling.seed + 7919, (z * 4099 + sx.start) * 4099 + sy.start,
+                                                              (sampling.steps - 1) * sampling.inpaint_jumps - 1, k, (h, w))
+                                                  for z in zs])
+                    known = torch.from_numpy(np.ascontiguousarray(known_model[sx, sy][..., zs].transpose(2, 0, 1)))
+                    known = known[:, None].expand(-1, 3, -1, -1)
+                    values = torch.from_numpy(np.ascontiguousarray(known_regions[:, sx, sy][..., zs].transpose(3, 0, 1, 2)))
                 hyp = sample(net, bundle.schedule, c, noise, eta=sampling.eta, probe_strength=sampling.probe_strength,
-                             probe_steps=sampling.probe_steps, should_stop=stop)
+                             probe_steps=sampling.probe_steps, known=known, known_values=values,
+                             jump_noise=jump_noise, should_stop=stop)
                 cf = torch.from_numpy(maps["conflict"][sx, sy][..., zs].transpose(2, 0, 1)).to(device)
                 stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength)
                 calibrated = torch.sigmoid(bundle.calibration(stats))
@@ -184,6 +210,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     prob_c = back(prob)
     # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
     sample_labels = np.stack([from_regions(back(region_samples[j].astype(np.float32)) > 0.5) for j in range(k)])
+    if fixed is not None:  # the user's decisions come back exactly, and certain
+        sample_labels[:, fixed] = fixed_labels[fixed]
+        prob_c[:, fixed] = to_regions(fixed_labels[fixed])
     # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
     votes = np.stack([np.isin(sample_labels, REGION_LABELS[r]).mean(0) for r in REGIONS])
     mask = from_regions(votes > 0.5)
@@ -194,9 +223,13 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     sample_ml = {r: counts[:, list(REGION_LABELS[r])].sum(1) * voxel_ml for r in REGIONS}
     timings["assemble_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
+    stats_c = {name: back(v) for name, v in stats_max.items()}
+    if fixed is not None:
+        for v in stats_c.values():
+            v[fixed] = 0.0
     pred = Prediction(
         mask=mask, prob=prob_c.astype(np.float32), samples=sample_labels, trustmap=trust,
-        entropy=back(stats_max["entropy"]), mutual_info=back(stats_max["mutual_info"]), probe=back(stats_max["probe"]),
+        entropy=stats_c["entropy"], mutual_info=stats_c["mutual_info"], probe=stats_c["probe"],
         consensus=back(maps["consensus"]), conflict=back(maps["conflict"]),
         specific={mod: back(specific[i]) for i, mod in enumerate(cfg.modalities)},
         weights={mod: back(weights[i]) for i, mod in enumerate(cfg.modalities)},
@@ -212,13 +245,23 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         "model": {"path": str(bundle.path), "sha256": bundle.sha256},
         "parameters": {"samples": k, "steps": sampling.steps, "eta": sampling.eta,
                        "probe_strength": sampling.probe_strength, "probe_steps": sampling.probe_steps,
-                       "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "memory_mb": memory_mb},
+                       "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "memory_mb": memory_mb,
+                       "fixed_voxels": int(fixed.sum()) if fixed is not None else 0},
         "model_grid": {"shape": list(grid), "spacing_mm": cfg.spacing_mm,
                        "region_of_interest": [[[s.start, s.stop] for s in b] for b in boxes]},
         "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
     }
     yield 1.0, "done"
     return pred
+
+
+def _on_model_grid(fixed: np.ndarray, regions: np.ndarray, grid) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed voxels and their region values on the model grid (a model voxel is fixed if mostly fixed)."""
+    if tuple(fixed.shape) == tuple(grid):
+        return fixed, regions
+    both = torch.from_numpy(np.concatenate([fixed[None], regions]).astype(np.float32))
+    out = resample(both, tuple(grid)).numpy() > 0.5
+    return out[0], out[1:]
 
 
 def predict_case(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, *,

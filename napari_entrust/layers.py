@@ -40,11 +40,74 @@ def contrast_limits(data: np.ndarray, lower: float = 0.5, upper: float = 99.5) -
     return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
+def case_metadata(case: Case) -> dict:
+    """What every layer of a case carries: its name, RAS+ affine, reference grid and input files."""
+    return {"entrust_case": case.name, "entrust_affine": case.affine.tolist(),
+            "entrust_reference": str(case.grid.path), "entrust_grid": case.grid.to_dict(),
+            "entrust_sources": dict(case.sources), "entrust_label_convention": case.label_convention or "brats2021"}
+
+
+def with_leading_axis(place: dict) -> dict:
+    """Placement of a stack with one extra leading axis (e.g. K hypotheses) over a 3-D grid."""
+    if "affine" in place:
+        affine = np.eye(5)
+        affine[1:, 1:] = np.asarray(place["affine"])
+        return {"affine": affine}
+    return {"scale": (1.0, *place["scale"]), "translate": (0.0, *place["translate"])}
+
+
+#: (layer name, attribute of the Prediction, display style) of the Image outputs
+PREDICTION_LAYERS = (
+    ("TrustMap", "trustmap", {"colormap": "inferno", "blending": "additive", "contrast_limits": (0.0, 1.0),
+                              "opacity": 0.8}),
+    ("entropy", "entropy", {"colormap": "magma", "blending": "additive", "contrast_limits": (0.0, 1.0)}),
+    ("mutual info", "mutual_info", {"colormap": "magma", "blending": "additive"}),
+    ("probe", "probe", {"colormap": "magma", "blending": "additive"}),
+    ("consensus F_c", "consensus", {"colormap": "viridis", "blending": "additive"}),
+    ("conflict F_cf", "conflict", {"colormap": "plasma", "blending": "additive"}),
+)
+
+
+def _limits(data: np.ndarray) -> tuple[float, float]:
+    hi = float(np.percentile(data, 99.9)) if data.size else 1.0
+    return (0.0, hi if hi > 0 else 1.0)
+
+
+def prediction_layers(pred, place: dict, metadata: dict, *, to_layer_order=None) -> list[LayerTuple]:
+    """Every EnTrust output as a layer tuple, named as in the plugin; only mask and TrustMap visible.
+
+    ``pred`` is an :class:`napari_entrust.engine.Prediction` on the case grid (RAS+);
+    ``to_layer_order`` maps such arrays back to the voxel order of the source layers (default: as is).
+    """
+    order = to_layer_order or (lambda a: a)
+    meta = {**metadata, "entrust_summary": pred.summary}
+    out: list[LayerTuple] = [
+        (order(pred.mask), {"name": "mask", "opacity": 0.6, "metadata": {**meta, "entrust_role": "mask"}, **place},
+         "labels"),
+        (np.stack([order(s) for s in pred.samples]), {
+            "name": "samples", "opacity": 0.6, "visible": False,
+            "metadata": {**meta, "entrust_role": "samples"}, **with_leading_axis(place)}, "labels"),
+    ]
+    for name, attr, style in PREDICTION_LAYERS:
+        data = order(getattr(pred, attr))
+        kwargs = {"contrast_limits": _limits(data), **style}
+        out.append((data, {"name": name, "visible": name == "TrustMap", **kwargs,
+                           "metadata": {**meta, "entrust_role": attr}, **place}, "image"))
+    for group, values, cmap in (("specific F_u", pred.specific, "cividis"), ("weights", pred.weights, "gray")):
+        for mod, data in values.items():
+            data = order(data)
+            limits = (0.0, 1.0) if group == "weights" else _limits(data)
+            out.append((data, {"name": f"{group} {DISPLAY_NAMES.get(mod, mod)}", "visible": False, "colormap": cmap,
+                               "blending": "additive", "contrast_limits": limits,
+                               "metadata": {**meta, "entrust_role": f"{group} {mod}", "entrust_modality": mod},
+                               **place}, "image"))
+    return out
+
+
 def case_layers(case: Case, *, extra_metadata: dict | None = None) -> list[LayerTuple]:
     """One Image layer per modality, plus a Labels layer when the case has labels."""
     place = geometry_kwargs(case.affine)
-    meta = {"entrust_case": case.name, "entrust_affine": case.affine.tolist(),
-            "entrust_reference": str(case.grid.path), **(extra_metadata or {})}
+    meta = {**case_metadata(case), **(extra_metadata or {})}
     layers: list[LayerTuple] = []
     for mod in case.modalities:
         layers.append((case.images[mod], {

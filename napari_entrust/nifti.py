@@ -104,6 +104,19 @@ class ReferenceGrid:
     def from_volume(cls, vol: NiftiVolume) -> "ReferenceGrid":
         return cls(vol.path, tuple(vol.data.shape[:3]), vol.affine, vol.header.copy())
 
+    def to_dict(self) -> dict:
+        """JSON-friendly form, carried in napari layer metadata so a writer can restore the file's grid."""
+        return {"path": str(self.path), "shape": list(self.shape), "affine": np.asarray(self.affine).tolist(),
+                "qform_code": int(self.header["qform_code"]), "sform_code": int(self.header["sform_code"]),
+                "xyzt_units": list(self.header.get_xyzt_units())}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ReferenceGrid":
+        header = nib.Nifti1Header()
+        header.set_xyzt_units(*d.get("xyzt_units", ("mm", "sec")))
+        header["qform_code"], header["sform_code"] = int(d.get("qform_code", 1)), int(d.get("sform_code", 1))
+        return cls(Path(d["path"]), tuple(int(v) for v in d["shape"]), np.asarray(d["affine"], dtype=float), header)
+
     @property
     def canonical_affine(self) -> np.ndarray:
         return geometry.canonical_grid(self.shape, self.affine)[1]

@@ -1,0 +1,151 @@
+"""Running the engine from a widget: a thread worker, a progress bar, Cancel, errors as notifications.
+
+Both widgets (run and review) start predictions through :class:`PredictionRunner`; the work is the
+engine's generator, so the GUI thread only receives progress messages and, at the end, applies the
+result layers one per event-loop turn (the viewer stays responsive throughout).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+
+from .checkpoint import ModelBundle, load_checkpoint
+from .config import SamplingConfig
+from .device import resolve_device
+from .engine import Prediction, run_prediction
+from .errors import Cancelled, EntrustError
+from .layers import prediction_layers
+from ._viewer_layers import placement, set_layer
+
+if TYPE_CHECKING:
+    import napari
+
+    from .case import Case
+
+log = logging.getLogger(__name__)
+_STEPS = 1000  #: progress-bar resolution
+
+
+def describe_error(exc: BaseException) -> str:
+    """A notification text a user can act on."""
+    if isinstance(exc, (MemoryError,)) or type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryError_"):
+        return ("EnTrust ran out of memory: lower the sample count K, close other programs, or choose the cpu "
+                "device if the GPU is small")
+    if isinstance(exc, (EntrustError, ValueError)):
+        return f"EnTrust: {exc}"
+    return f"EnTrust failed ({type(exc).__name__}: {exc})"
+
+
+def _prediction_work(case: "Case", model_path, device: str, sampling: SamplingConfig, stop: threading.Event,
+                     kwargs: dict) -> Iterator[tuple[float, str]]:
+    """The worker body: load the model, then the engine's generator; returns (Prediction, ModelBundle)."""
+    yield 0.0, "loading the model"
+    bundle = load_checkpoint(model_path or None, resolve_device(device))
+    pred = yield from run_prediction(case, bundle, sampling, should_stop=stop.is_set, **kwargs)
+    return pred, bundle
+
+
+class PredictionRunner:
+    """One prediction at a time for a widget."""
+
+    def __init__(self, viewer: "napari.Viewer", *, on_state: Callable[[bool], None],
+                 on_status: Callable[[str], None]):
+        self._viewer = viewer
+        self._on_state = on_state
+        self._on_status = on_status
+        self._stop = threading.Event()
+        self._worker = None
+        self._bar = None
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def start(self, case: "Case", model_path, device: str, sampling: SamplingConfig,
+              on_result: Callable[[Prediction, ModelBundle], None], **engine_kwargs) -> None:
+        if self.running:
+            show_info("EnTrust is already running; cancel it first")
+            return
+        self._stop = threading.Event()
+        self._bar = progress(total=_STEPS, desc=f"EnTrust {case.name}")
+        worker = thread_worker(_prediction_work, start_thread=False)(case, model_path, device, sampling, self._stop,
+                                                                     engine_kwargs)
+        worker.yielded.connect(self._progress)
+        worker.returned.connect(lambda result: on_result(*result))
+        worker.errored.connect(self._failed)
+        worker.finished.connect(self._finished)
+        self._worker = worker
+        self._on_state(True)
+        self._on_status("starting")
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the run to stop: the engine checks before every chunk and denoising step."""
+        if self.running:
+            self._stop.set()
+            self._on_status("cancelling")
+
+    def _progress(self, update: tuple[float, str]) -> None:
+        fraction, message = update
+        if self._bar is not None:
+            self._bar.update(max(int(fraction * _STEPS) - self._bar.n, 0))
+            self._bar.set_description(message)
+        self._on_status(f"{fraction:.0%} {message}")
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            self._on_status("cancelled; the viewer is unchanged")
+            show_info("EnTrust run cancelled; nothing was changed")
+            return
+        log.error("EnTrust run failed", exc_info=exc)
+        text = describe_error(exc)
+        self._on_status(text)
+        show_error(text)
+
+    def _finished(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._worker = None
+        self._on_state(False)
+
+
+def run_context(layers: dict, to_layer: Callable) -> dict:
+    """What the result layers need from the source layers: placement, voxel order, shared metadata."""
+    ref = next(iter(layers.values()))
+    return {"place": placement(ref), "to_layer": to_layer, "inputs": {m: layer.name for m, layer in layers.items()},
+            "metadata": {k: v for k, v in ref.metadata.items()
+                         if k.startswith("entrust_") and k not in ("entrust_modality", "entrust_role", "entrust_review")}}
+
+
+def show_prediction(viewer: "napari.Viewer", pred: Prediction, bundle: ModelBundle, case: "Case",
+                    sampling: SamplingConfig, device: str, context: dict,
+                    done: Callable[[], None] | None = None) -> None:
+    """Add or update (by name) every result layer, with the source layers' geometry and the run's metadata."""
+    meta = {**context["metadata"], "entrust_inputs": context["inputs"], "entrust_model": str(bundle.path),
+            "entrust_device": device, "entrust_sampling": dict(sampling.__dict__),
+            "entrust_sources": dict(case.sources), "entrust_case": case.name}
+    tuples = prediction_layers(pred, context["place"], meta, to_layer_order=context["to_layer"])
+    apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done)
+
+
+def apply_gradually(steps: list[Callable[[], None]], done: Callable[[], None] | None = None) -> None:
+    """Run GUI updates one per event-loop turn, so adding many layers never freezes the viewer."""
+    remaining = list(steps)
+
+    def next_step() -> None:
+        if remaining:
+            remaining.pop(0)()
+            QTimer.singleShot(0, next_step)
+        elif done is not None:
+            done()
+
+    QTimer.singleShot(0, next_step)

@@ -1,0 +1,131 @@
+"""The "EnTrust" dock widget: pick modality layers, set K / steps / ε / seed / device / model, Run, Cancel.
+
+A thin layer over the engine: the case comes from the layers (:mod:`._viewer_layers`), the run goes
+through :class:`._runner.PredictionRunner`, and results become layers updated in place by name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
+from napari.utils.notifications import show_error
+
+from ._runner import PredictionRunner, describe_error, run_context, show_prediction
+from ._viewer_layers import case_from_layers, layer_kind, layer_modality
+from .checkpoint import bundled_model_path
+from .config import SamplingConfig
+from .device import available_devices
+from .modalities import DISPLAY_NAMES, MODALITIES
+from .review import ReviewState
+
+if TYPE_CHECKING:
+    import napari
+
+    from .checkpoint import ModelBundle
+    from .engine import Prediction
+
+NONE = "(none)"
+
+
+def summary_text(summary: dict) -> str:
+    """Case score and region volumes (mL, with the spread across hypotheses), as the widget shows them."""
+    lines = [f"case uncertainty score {summary['case_score']['score']:.3f} "
+             f"(WT volume CV {summary['case_score']['wt_volume_cv']:.1%})"]
+    for region, v in summary["volumes_ml"].items():
+        lines.append(f"{region}: {v['mask']:.1f} mL   hypotheses {v['mean']:.1f} ± {v['std']:.1f} "
+                     f"[{v['min']:.1f}–{v['max']:.1f}]")
+    lines.append(f"{summary['timings_s']['total_s']:.1f} s on {summary['device']}")
+    return "\n".join(lines)
+
+
+class EntrustWidget(Container):
+    """Run EnTrust on the modality layers of the viewer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._pickers = {mod: ComboBox(label=DISPLAY_NAMES[mod], choices=self._image_layer_names)
+                         for mod in MODALITIES}
+        self._samples = SpinBox(label="samples K", value=8, min=1, max=64,
+                                tooltip="how many plausible masks (hypotheses) to draw")
+        self._steps = SpinBox(label="DDIM steps", value=10, min=1, max=200)
+        self._probe = FloatSpinBox(label="probe strength ε", value=0.2, min=0.0, max=0.95, step=0.05,
+                                   tooltip="F_cf is scaled by 1 ± ε on the last steps; 0 turns probing off")
+        self._seed = SpinBox(label="seed", value=0, min=0, max=2 ** 31 - 1)
+        self._device = ComboBox(label="device", choices=available_devices(), value="auto")
+        self._model = FileEdit(label="model", mode="r", filter="*.pt", value=bundled_model_path())
+        self._run_button = PushButton(text="Run")
+        self._cancel_button = PushButton(text="Cancel", enabled=False)
+        self._status = Label(value="")
+        self._summary = Label(value="")
+        self.extend([*self._pickers.values(), self._samples, self._steps, self._probe, self._seed, self._device,
+                     self._model, Container(widgets=[self._run_button, self._cancel_button], layout="horizontal",
+                                            labels=False), self._status, self._summary])
+        self._runner = PredictionRunner(viewer, on_state=self._set_running, on_status=self._set_status)
+        self._run_button.changed.connect(self.run)
+        self._cancel_button.changed.connect(self._runner.cancel)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self._layers_changed)
+        self._layers_changed()
+
+    # -- modality layers -------------------------------------------------------------------------
+    def _image_layer_names(self, _widget=None) -> list[str]:
+        return [NONE] + [layer.name for layer in self._viewer.layers if layer_kind(layer) == "image"
+                         and layer.metadata.get("entrust_role") is None and layer.ndim == 3]
+
+    def _layers_changed(self, _event=None) -> None:
+        self.reset_choices()
+        for mod, picker in self._pickers.items():
+            if picker.value in (None, NONE):
+                match = next((layer.name for layer in self._viewer.layers if layer_kind(layer) == "image"
+                              and layer_modality(layer) == mod and layer.metadata.get("entrust_role") is None), None)
+                if match is not None:
+                    picker.value = match
+
+    def chosen_layers(self) -> dict:
+        return {mod: self._viewer.layers[p.value] for mod, p in self._pickers.items()
+                if p.value not in (None, NONE) and p.value in self._viewer.layers}
+
+    # -- running ---------------------------------------------------------------------------------
+    def sampling(self) -> SamplingConfig:
+        steps = int(self._steps.value)
+        return SamplingConfig(samples=int(self._samples.value), steps=steps, probe_strength=float(self._probe.value),
+                              probe_steps=min(2, steps - 1), seed=int(self._seed.value))
+
+    def run(self) -> None:
+        """Start a run (errors in the inputs are shown as notifications; nothing else changes)."""
+        layers = self.chosen_layers()
+        try:
+            missing = [DISPLAY_NAMES[m] for m in MODALITIES if m not in layers]
+            if missing:
+                raise ValueError(f"choose a layer for {', '.join(missing)} (the model needs all four modalities)")
+            case, to_layer, _ = case_from_layers(layers)
+            sampling = self.sampling()
+            sampling.validate()
+        except Exception as exc:  # noqa: BLE001 - every input problem becomes a notification
+            text = describe_error(exc)
+            self._set_status(text)
+            show_error(text)
+            return
+        context = run_context(layers, to_layer)
+        device = self._device.value
+        self._runner.start(case, self._model.value, device, sampling,
+                           on_result=lambda pred, bundle: self._show(pred, bundle, case, sampling, device, context))
+
+    def _show(self, pred: "Prediction", bundle: "ModelBundle", case, sampling: SamplingConfig, device: str,
+              context: dict) -> None:
+        def finish() -> None:
+            mask = self._viewer.layers["mask"]
+            mask.metadata["entrust_review"] = ReviewState.start(mask.data)
+            self._summary.value = summary_text(pred.summary)
+            self._set_status("done: results are in the layer list (TrustMap and mask shown)")
+
+        show_prediction(self._viewer, pred, bundle, case, sampling, device, context, finish)
+
+    def _set_running(self, running: bool) -> None:
+        self._run_button.enabled = not running
+        self._cancel_button.enabled = running
+
+    def _set_status(self, text: str) -> None:
+        self._status.value = text

@@ -1,0 +1,60 @@
+"""Where a result came from: input file hashes, model, parameters and the user's edits, as JSON.
+
+A corrected mask is only trustworthy if a reader can tell which inputs, which model and which
+decisions made it; the sidecar written next to every saved mask records exactly that.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from . import __version__
+from .nifti import atomic_write, strip_nifti_suffix
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, read in 1 MB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_hashes(sources: dict[str, str]) -> dict[str, dict]:
+    """Per input (modality or labels): its path and sha256, or why no hash could be taken."""
+    out = {}
+    for name, path in sources.items():
+        entry: dict = {"path": str(path)}
+        p = Path(str(path))
+        if p.is_file():
+            entry["sha256"] = sha256_of(p)
+        else:
+            entry["sha256"] = None
+            entry["note"] = "not a file (generated in memory or moved)"
+        out[name] = entry
+    return out
+
+
+def now() -> str:
+    """Local time with its UTC offset, ISO 8601 to the second."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def sidecar_path(nifti_path: str | os.PathLike) -> Path:
+    """``mask.nii.gz`` -> ``mask.json`` beside it."""
+    p = Path(nifti_path)
+    return p.with_name(strip_nifti_suffix(p) + ".json")
+
+
+def write_sidecar(nifti_path: str | os.PathLike, record: dict, *, overwrite: bool = False) -> Path:
+    """Write the provenance record beside a saved NIfTI (atomically)."""
+    record = {"written_by": f"napari-entrust {__version__}", "written_at": now(), **record}
+    path = sidecar_path(nifti_path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2, default=str)),
+                 overwrite=overwrite)
+    return path

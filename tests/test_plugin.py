@@ -1,0 +1,187 @@
+"""The napari plugin end to end: sample → run → layers → review → adopt → undo → save → read back."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from napari_entrust import recovery
+from napari_entrust._reader import get_reader
+from napari_entrust.geometry import to_canonical
+from napari_entrust.labels import from_internal
+
+napari = pytest.importorskip("napari")
+
+RESULT_LAYERS = ["mask", "samples", "TrustMap", "entropy", "mutual info", "probe", "consensus F_c", "conflict F_cf",
+                 *[f"specific F_u {m}" for m in ("T1", "T1ce", "T2", "FLAIR")],
+                 *[f"weights {m}" for m in ("T1", "T1ce", "T2", "FLAIR")]]
+
+
+@pytest.fixture(autouse=True)
+def _recovery_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("ENTRUST_RECOVERY_DIR", str(tmp_path / "recovery"))
+
+
+def _widgets(viewer):
+    _, run = viewer.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
+    _, review = viewer.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty")
+    return run, review
+
+
+def _run(qtbot, run, *, samples=2, steps=3, timeout=120_000):
+    run._samples.value = samples
+    run._steps.value = steps
+    run.run()
+    qtbot.waitUntil(lambda: run._status.value.startswith(("done:", "EnTrust", "cancelled")), timeout=timeout)
+
+
+@pytest.fixture
+def opened_sample(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.open_sample("napari-entrust", "phantom_2mm")
+    run, review = _widgets(viewer)
+    return viewer, run, review
+
+
+def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path):
+    viewer, run, review = opened_sample
+    assert {mod: run._pickers[mod].value for mod in run._pickers} == \
+        {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
+    _run(qtbot, run)
+    assert run._status.value.startswith("done"), run._status.value
+    t1 = viewer.layers["T1"]
+    for name in RESULT_LAYERS:
+        layer = viewer.layers[name]
+        expected = (2, *t1.data.shape) if name == "samples" else t1.data.shape
+        assert layer.data.shape == expected, name
+        np.testing.assert_allclose(layer.scale[-3:], t1.scale)
+        np.testing.assert_allclose(layer.translate[-3:], t1.translate)
+        assert layer.visible == (name in ("mask", "TrustMap")), name
+    assert viewer.layers["TrustMap"].contrast_limits == [0.0, 1.0]
+    assert "case uncertainty score" in run._summary.value and "WT:" in run._summary.value
+
+    regions = review.find_regions()
+    assert regions and review._table.rowCount() == len(regions)
+    masses = [r.mass for r in regions]
+    assert masses == sorted(masses, reverse=True)
+    assert all(r.why for r in regions)
+
+    # pick a region where hypothesis 2 differs from the mask, adopt it there only
+    mask = viewer.layers["mask"]
+    samples = np.asarray(viewer.layers["samples"].data)
+    before = np.array(mask.data, copy=True)
+    row = next(i for i, r in enumerate(regions) if (samples[1][r.indices()] != before[r.indices()]).any())
+    region = regions[row]
+    review.select(row)
+    world = mask.data_to_world(region.centre)
+    assert viewer.dims.point[-1] == pytest.approx(world[-1], abs=2.0)  # the slider moved to the region
+    assert viewer.layers["review region"].data[region.indices()].all()
+    review.adopt(1)
+    after = np.asarray(mask.data)
+    inside = region.full_mask(after.shape)
+    assert (after[~inside] == before[~inside]).all()  # nothing changed outside the region
+    np.testing.assert_array_equal(after[inside], samples[1][inside])
+    assert review._table.item(row, 4).text() == "yes"
+    mask.undo()
+    np.testing.assert_array_equal(mask.data, before)
+    mask.redo()
+    np.testing.assert_array_equal(mask.data[inside], samples[1][inside])
+
+    # save: NIfTI equal to the layer on the input's grid, sidecar with provenance
+    out, sidecar = review.save(tmp_path / "corrected.nii.gz")
+    img = nib.load(out)
+    grid = viewer.layers["T1"].metadata["entrust_grid"]
+    np.testing.assert_allclose(img.affine, np.asarray(grid["affine"]))
+    canonical, _ = to_canonical(np.asarray(img.dataobj), img.affine)
+    np.testing.assert_array_equal(canonical, from_internal(np.asarray(mask.data), "brats2021"))
+    record = json.loads(sidecar.read_text())
+    assert record["model"]["sha256"] and record["parameters"]["samples"] == 2
+    assert [e["action"] for e in record["edits"]] == ["adopt"] and record["edits"][0]["hypothesis"] == 2
+
+    # reader round trip of what the writer wrote
+    reader = get_reader(str(out))
+    assert reader is not None
+    [(data, kwargs, kind)] = reader(str(out))
+    assert kind == "labels"
+    np.testing.assert_array_equal(data, mask.data)
+    np.testing.assert_allclose(kwargs["scale"], mask.scale)
+    np.testing.assert_allclose(kwargs["translate"], mask.translate)
+
+
+def test_writer_contribution_saves_labels_on_the_source_grid(make_napari_viewer, brats_case_dir, tmp_path):
+    """A layer read from an LPS file comes back in the file's voxel order, affine and codes."""
+    from tests.conftest import write_nifti
+
+    lps = np.diag([-2.0, -2.0, 2.0, 1.0])
+    lps[:3, 3] = [90, 100, -70]
+    data = np.zeros((20, 22, 18), np.uint8)
+    data[5:9, 6:12, 4:7] = 2
+    data[6:8, 8:10, 5] = 4
+    seg = write_nifti(tmp_path / "case_seg.nii.gz", data, lps)
+    viewer = make_napari_viewer()
+    [layer] = viewer.open(str(seg), plugin="napari-entrust")
+    assert layer._type_string == "labels"
+    out = tmp_path / "saved.nii.gz"
+    layer.save(str(out), plugin="napari-entrust")
+    img = nib.load(out)
+    np.testing.assert_allclose(img.affine, lps)
+    np.testing.assert_array_equal(np.asarray(img.dataobj), data)
+    assert int(img.header["sform_code"]) == 1
+
+
+def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot):
+    """The GUI thread keeps answering (≤ 100 ms gaps) while a real run works in its thread."""
+    from qtpy.QtCore import QTimer
+
+    viewer, run, _ = opened_sample
+    beats: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: beats.append(time.perf_counter()))
+    timer.start()
+    qtbot.wait(200)
+    _run(qtbot, run, samples=2, steps=4)
+    qtbot.wait(300)  # results are applied after the worker ends: keep measuring
+    timer.stop()
+    gaps = np.diff(beats)
+    assert run._status.value.startswith("done")
+    assert gaps.max() <= 0.100, f"GUI blocked for {gaps.max() * 1000:.0f} ms"
+
+
+def test_cancel_stops_quickly_and_leaves_the_viewer_unchanged(opened_sample, qtbot):
+    viewer, run, _ = opened_sample
+    names = [layer.name for layer in viewer.layers]
+    run._samples.value = 8
+    run._steps.value = 50
+    run.run()
+    qtbot.waitUntil(lambda: "sampling" in run._status.value, timeout=60_000)
+    t0 = time.perf_counter()
+    run._cancel_button.changed.emit(True)
+    qtbot.waitUntil(lambda: run._run_button.enabled, timeout=5_000)
+    assert time.perf_counter() - t0 < 1.0
+    assert "cancelled" in run._status.value
+    assert [layer.name for layer in viewer.layers] == names
+
+
+def test_errors_become_notifications_and_the_viewer_stays_usable(make_napari_viewer, qtbot, monkeypatch):
+    from napari_entrust import _widget_run
+
+    shown = []
+    monkeypatch.setattr(_widget_run, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    run, _ = _widgets(viewer)
+    run.run()  # no layers at all
+    assert shown and "choose a layer" in shown[-1]
+    for mod, name in (("t1", "T1"), ("t1ce", "T1ce"), ("t2", "T2"), ("flair", "FLAIR")):
+        viewer.add_image(np.random.default_rng(0).random((20, 22, 18) if mod != "flair" else (20, 22, 17)),
+                         name=name)
+    run.run()  # shapes differ
+    assert "differ in shape" in shown[-1] and "FLAIR" in shown[-1]
+    viewer.layers["FLAIR"].data = np.full((20, 22, 18), np.nan)
+    run.run()
+    assert "NaN" in shown[-1]
+    assert run._run_button.enabled and not run._runner.running
