@@ -45,12 +45,13 @@ def describe_error(exc: BaseException) -> str:
 
 
 def _prediction_work(case: "Case", model_path, device: str, sampling: SamplingConfig, stop: threading.Event,
-                     kwargs: dict) -> Iterator[tuple[float, str]]:
-    """The worker body: load the model, then the engine's generator; returns (Prediction, ModelBundle)."""
+                     prepare: Callable, kwargs: dict) -> Iterator[tuple[float, str]]:
+    """The worker body: load the model, run the engine's generator, then ``prepare(pred, bundle)``
+    (building result layers off the GUI thread); returns what ``prepare`` returns."""
     yield 0.0, "loading the model"
     bundle = load_checkpoint(model_path or None, resolve_device(device))
     pred = yield from run_prediction(case, bundle, sampling, should_stop=stop.is_set, **kwargs)
-    return pred, bundle
+    return prepare(pred, bundle)
 
 
 class PredictionRunner:
@@ -69,19 +70,19 @@ class PredictionRunner:
     def running(self) -> bool:
         return self._worker is not None
 
-    def start(self, case: "Case", model_path, device: str, sampling: SamplingConfig,
-              on_result: Callable[[Prediction, ModelBundle], None], **engine_kwargs) -> None:
+    def start(self, case: "Case", model_path, device: str, sampling: SamplingConfig, *,
+              prepare: Callable[[Prediction, ModelBundle], object], on_result: Callable[[object], None],
+              **engine_kwargs) -> None:
+        """Run in a thread; ``prepare`` runs there too, ``on_result`` gets its value in the GUI thread."""
         if self.running:
             show_info("EnTrust is already running; cancel it first")
             return
         self._stop = threading.Event()
         self._bar = progress(total=_STEPS, desc=f"EnTrust {case.name}")
-        worker = thread_worker(_prediction_work, start_thread=False)(case, model_path, device, sampling, self._stop,
-                                                                     engine_kwargs)
-        worker.yielded.connect(self._progress)
-        worker.returned.connect(lambda result: on_result(*result))
-        worker.errored.connect(self._failed)
-        worker.finished.connect(self._finished)
+        handlers = {"yielded": self._progress, "returned": on_result, "errored": self._failed,
+                    "finished": self._finished}  # an "errored" handler also stops napari re-raising errors
+        worker = thread_worker(_prediction_work, start_thread=False, connect=handlers)(
+            case, model_path, device, sampling, self._stop, prepare, engine_kwargs)
         self._worker = worker
         self._on_state(True)
         self._on_status("starting")
@@ -95,9 +96,10 @@ class PredictionRunner:
 
     def _progress(self, update: tuple[float, str]) -> None:
         fraction, message = update
-        if self._bar is not None:
-            self._bar.update(max(int(fraction * _STEPS) - self._bar.n, 0))
-            self._bar.set_description(message)
+        bar = self._bar  # a local: updating the bar may process events, and the run may finish meanwhile
+        if bar is not None:
+            bar.update(max(int(fraction * _STEPS) - bar.n, 0))
+            bar.set_description(message)
         self._on_status(f"{fraction:.0%} {message}")
 
     def _failed(self, exc: BaseException) -> None:
@@ -126,14 +128,17 @@ def run_context(layers: dict, to_layer: Callable) -> dict:
                          if k.startswith("entrust_") and k not in ("entrust_modality", "entrust_role", "entrust_review")}}
 
 
-def show_prediction(viewer: "napari.Viewer", pred: Prediction, bundle: ModelBundle, case: "Case",
-                    sampling: SamplingConfig, device: str, context: dict,
-                    done: Callable[[], None] | None = None) -> None:
-    """Add or update (by name) every result layer, with the source layers' geometry and the run's metadata."""
+def result_layers(pred: Prediction, bundle: ModelBundle, case: "Case", sampling: SamplingConfig, device: str,
+                  context: dict) -> list:
+    """Every result layer tuple, with the source layers' geometry and the run's metadata (any thread)."""
     meta = {**context["metadata"], "entrust_inputs": context["inputs"], "entrust_model": str(bundle.path),
             "entrust_device": device, "entrust_sampling": dict(sampling.__dict__),
             "entrust_sources": dict(case.sources), "entrust_case": case.name}
-    tuples = prediction_layers(pred, context["place"], meta, to_layer_order=context["to_layer"])
+    return prediction_layers(pred, context["place"], meta, to_layer_order=context["to_layer"])
+
+
+def show_layers(viewer: "napari.Viewer", tuples: list, done: Callable[[], None] | None = None) -> None:
+    """Add or update (by name) the result layers, one per event-loop turn (GUI thread)."""
     apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done)
 
 

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFor
                             QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from . import recovery
-from ._runner import PredictionRunner, describe_error, run_context, show_prediction
+from ._runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, set_layer
 from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
@@ -217,7 +217,8 @@ class ReviewWidget(QWidget):
         ndim = self._viewer.dims.ndim
         axes = list(range(ndim - 3, ndim))
         self._viewer.dims.set_point(axes, world[-3:])
-        self._viewer.camera.center = tuple(world[-3:][[a - (ndim - 3) for a in self._viewer.dims.displayed
+        camera = self._viewer.scene.camera if hasattr(self._viewer, "scene") else self._viewer.camera
+        camera.center = tuple(world[-3:][[a - (ndim - 3) for a in self._viewer.dims.displayed
                                                        if a >= ndim - 3]])
         outline = region.full_mask(mask.data.shape).astype(np.uint8)
         kwargs = {"name": HIGHLIGHT, "opacity": 1.0, "metadata": {"entrust_role": "highlight"},
@@ -309,7 +310,7 @@ class ReviewWidget(QWidget):
         fixed, fixed_labels = to_case(fixed_layer), to_case(current)
         count = int(fixed_layer.sum())
 
-        def show(pred, bundle) -> None:
+        def show(tuples: list) -> None:
             def finish() -> None:
                 new_mask = self._viewer.layers["mask"]
                 state.rebase(new_mask.data)
@@ -321,10 +322,11 @@ class ReviewWidget(QWidget):
                 self._status.setText(f"re-sampled with {count} voxels held fixed; TrustMap updated")
                 self._autosave_timer.start()
 
-            show_prediction(self._viewer, pred, bundle, case, sampling, device, context, finish)
+            show_layers(self._viewer, tuples, finish)
 
-        self._runner.start(case, mask.metadata.get("entrust_model"), device, sampling, on_result=show,
-                           fixed=fixed, fixed_labels=fixed_labels)
+        self._runner.start(case, mask.metadata.get("entrust_model"), device, sampling,
+                           prepare=lambda pred, bundle: result_layers(pred, bundle, case, sampling, device, context),
+                           on_result=show, fixed=fixed, fixed_labels=fixed_labels)
 
     def _set_running(self, running: bool) -> None:
         self._resample_button.setEnabled(not running)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
 from napari.utils.notifications import show_error
 
-from ._runner import PredictionRunner, describe_error, run_context, show_prediction
+from ._runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, layer_kind, layer_modality
 from .checkpoint import bundled_model_path
 from .config import SamplingConfig
@@ -22,8 +22,6 @@ from .review import ReviewState
 if TYPE_CHECKING:
     import napari
 
-    from .checkpoint import ModelBundle
-    from .engine import Prediction
 
 NONE = "(none)"
 
@@ -111,17 +109,20 @@ class EntrustWidget(Container):
         context = run_context(layers, to_layer)
         device = self._device.value
         self._runner.start(case, self._model.value, device, sampling,
-                           on_result=lambda pred, bundle: self._show(pred, bundle, case, sampling, device, context))
+                           prepare=lambda pred, bundle: (pred.summary, result_layers(pred, bundle, case, sampling,
+                                                                                     device, context)),
+                           on_result=self._show)
 
-    def _show(self, pred: "Prediction", bundle: "ModelBundle", case, sampling: SamplingConfig, device: str,
-              context: dict) -> None:
+    def _show(self, result: tuple[dict, list]) -> None:
+        summary, tuples = result
+
         def finish() -> None:
             mask = self._viewer.layers["mask"]
             mask.metadata["entrust_review"] = ReviewState.start(mask.data)
-            self._summary.value = summary_text(pred.summary)
+            self._summary.value = summary_text(summary)
             self._set_status("done: results are in the layer list (TrustMap and mask shown)")
 
-        show_prediction(self._viewer, pred, bundle, case, sampling, device, context, finish)
+        show_layers(self._viewer, tuples, finish)
 
     def _set_running(self, running: bool) -> None:
         self._run_button.enabled = not running

@@ -56,7 +56,7 @@ class SamplingConfig:
     seed: int = 0
     conflict_scale: float = 1.0  #: 0 zeroes F_cf at inference (the falsification ablation)
     #: with user-fixed voxels, each step is repeated this many extra times (RePaint harmonisation)
-    inpaint_jumps: int = 4
+    inpaint_jumps: int = 8
 
     def validate(self) -> None:
         """Reject nonsense values with a message a user can act on."""

@@ -166,7 +166,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                 noise = torch.stack([slice_noise(sampling.seed, (z * 4099 + sx.start) * 4099 + sy.start,
                                                  sampling.steps, k, (h, w)) for z in zs])
                 known = values = jump_noise = None
-                if known_model is not None:
+                if known_model is not None and known_model[sx, sy][..., zs].any():
                     if sampling.inpaint_jumps and sampling.steps > 1:
                         jump_noise = torch.stack([slice_noise(sampling.seed + 7919, (z * 4099 + sx.start) * 4099 + sy.start,
                                                               (sampling.steps - 1) * sampling.inpaint_jumps - 1, k, (h, w))

@@ -84,9 +84,6 @@ def prediction_layers(pred, place: dict, metadata: dict, *, to_layer_order=None)
     out: list[LayerTuple] = [
         (order(pred.mask), {"name": "mask", "opacity": 0.6, "metadata": {**meta, "entrust_role": "mask"}, **place},
          "labels"),
-        (np.stack([order(s) for s in pred.samples]), {
-            "name": "samples", "opacity": 0.6, "visible": False,
-            "metadata": {**meta, "entrust_role": "samples"}, **with_leading_axis(place)}, "labels"),
     ]
     for name, attr, style in PREDICTION_LAYERS:
         data = order(getattr(pred, attr))
@@ -101,6 +98,10 @@ def prediction_layers(pred, place: dict, metadata: dict, *, to_layer_order=None)
                                "blending": "additive", "contrast_limits": limits,
                                "metadata": {**meta, "entrust_role": f"{group} {mod}", "entrust_modality": mod},
                                **place}, "image"))
+    # last: the K-axis stack makes the viewer 4-D, which makes every later insert slower
+    out.append((np.stack([order(s) for s in pred.samples]), {
+        "name": "samples", "opacity": 0.6, "visible": False,
+        "metadata": {**meta, "entrust_role": "samples"}, **with_leading_axis(place)}, "labels"))
     return out
 
 

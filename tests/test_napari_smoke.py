@@ -51,7 +51,33 @@ def test_reader_opens_a_brats_folder_in_place(make_napari_viewer, brats_case_dir
 
 def test_reader_declines_what_it_cannot_read(tmp_path, brats_case_dir):
     (tmp_path / "notes.txt").write_text("x")
-    assert get_reader(str(next(brats_case_dir.glob("*_t1.nii.gz")))) is None  # one 3-D volume is not a case
     assert get_reader(str(tmp_path)) is None
     assert get_reader(str(tmp_path / "notes.txt")) is None
     assert get_reader([str(tmp_path), str(tmp_path)]) is None
+
+
+def test_single_volumes_open_as_named_layers_with_their_geometry(brats_case_dir, phantom2):
+    flair, seg = next(brats_case_dir.glob("*_flair.nii.gz")), next(brats_case_dir.glob("*_seg.nii.gz"))
+    layers = get_reader([str(flair), str(seg)])([str(flair), str(seg)])
+    (image, image_kwargs, image_kind), (labels, labels_kwargs, labels_kind) = layers
+    assert (image_kind, image_kwargs["name"], image_kwargs["metadata"]["entrust_modality"]) == ("image", "FLAIR", "flair")
+    assert labels_kind == "labels"
+    np.testing.assert_array_equal(image, phantom2.images["flair"])
+    np.testing.assert_array_equal(labels, phantom2.labels)
+    for kwargs in (image_kwargs, labels_kwargs):
+        np.testing.assert_allclose(kwargs["scale"], [2.0, 2.0, 2.0])
+        np.testing.assert_allclose(kwargs["translate"], phantom2.affine[:3, 3])
+
+
+def test_an_oblique_volume_opens_with_its_full_affine_and_a_warning(tmp_path):
+    from napari_entrust.layers import ObliqueDisplayWarning
+    from tests.conftest import small_volume, write_nifti
+
+    angle = np.deg2rad(17)
+    affine = np.eye(4)
+    affine[:3, :3] = [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    path = write_nifti(tmp_path / "scan_t2.nii.gz", small_volume(), affine)
+    with pytest.warns(ObliqueDisplayWarning):
+        [(data, kwargs, kind)] = get_reader(str(path))(str(path))
+    assert kind == "image" and kwargs["name"] == "T2"
+    np.testing.assert_allclose(kwargs["affine"][:3, :3], affine[:3, :3], atol=1e-6)
