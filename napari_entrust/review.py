@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 from .modalities import DISPLAY_NAMES
 from .provenance import now
@@ -81,7 +82,7 @@ def find_uncertain_regions(trustmap: np.ndarray, *, voxel_ml: float, weights: di
     nonzero = conflict > 0
     cf_median = float(np.median(conflict[nonzero])) if nonzero.any() else 1.0
     reference = {m: float(np.median(v[v > 0])) if (v > 0).any() else 1.0 for m, v in specific.items()}
-    labelled, n = ndimage.label(trustmap > threshold, structure=np.ones((3, 3, 3), bool))
+    labelled, n = measure.label(trustmap > threshold, connectivity=3, return_num=True)
     if n == 0:
         return []
     index = np.arange(1, n + 1)

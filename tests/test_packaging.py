@@ -46,12 +46,13 @@ def test_manifest_resolves_from_a_normal_install_of_the_wheel(wheel, tmp_path):
         "import napari_entrust, npe2, pathlib, sys;"
         f"assert pathlib.Path(napari_entrust.__file__).is_relative_to({str(target)!r}), napari_entrust.__file__;"
         "m = npe2.PluginManifest.from_distribution('napari-entrust');"
-        "print(m.name, len(m.contributions.sample_data), len(m.contributions.readers))"
+        "c = m.contributions;"
+        "print(m.name, len(c.sample_data), len(c.readers), len(c.writers), len(c.widgets))"
     )
     env = {"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["napari-entrust", "2", "1"]
+    assert result.stdout.split() == ["napari-entrust", "2", "1", "2", "2"]
 
 
 def test_npe2_validate_passes():
@@ -64,7 +65,9 @@ def test_npe2_validate_passes():
 
 def test_core_modules_import_neither_napari_nor_qt():
     core = ["io", "case", "nifti", "geometry", "labels", "modalities", "normalize", "phantom", "anatomy",
-            "mri_signal", "layers", "errors", "cli"]
+            "mri_signal", "layers", "errors", "cli", "config", "model", "diffusion", "trust", "engine", "outputs",
+            "checkpoint", "training", "training_data", "review", "recovery", "provenance",
+            "_reader", "_writer", "_sample_data", "_viewer_layers"]
     code = ("import sys\n" + "".join(f"import napari_entrust.{m}\n" for m in core) +
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "{'napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui'})\n"
