@@ -125,13 +125,18 @@ def set_layer(viewer: "napari.Viewer", data: np.ndarray, kwargs: dict, kind: str
     name = kwargs["name"]
     if name in viewer.layers and layer_kind(viewer.layers[name]) == kind:
         layer = viewer.layers[name]
-        for key in ("scale", "translate", "affine"):
-            if key in kwargs:
+        # every setter redraws the layer: set only what changed, so an update costs one refresh
+        for key in ("scale", "translate"):
+            if key in kwargs and not np.allclose(getattr(layer, key), kwargs[key]):
                 setattr(layer, key, kwargs[key])
-        layer.data = data
+        if "affine" in kwargs and not np.allclose(layer.affine.affine_matrix, np.asarray(kwargs["affine"])):
+            layer.affine = kwargs["affine"]
         layer.metadata = kwargs.get("metadata", {})
-        if "contrast_limits" in kwargs and kind == "image":
+        if kind == "image" and "contrast_limits" in kwargs and \
+                not np.allclose(layer.contrast_limits, kwargs["contrast_limits"]):
+            layer.contrast_limits_range = kwargs["contrast_limits"]
             layer.contrast_limits = kwargs["contrast_limits"]
+        layer.data = data
         return layer
     if name in viewer.layers:  # same name, other type: replace it
         viewer.layers.remove(name)

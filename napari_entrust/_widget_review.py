@@ -21,6 +21,8 @@ from ._runner import PredictionRunner, describe_error, result_layers, run_contex
 from ._viewer_layers import case_from_layers, set_layer
 from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
+from .modalities import DISPLAY_NAMES
+from .provenance import now
 from .review import (DEFAULT_THRESHOLD, Edit, ReviewState, UncertainRegion, adopt_values, bbox_of, erase_values,
                      find_uncertain_regions)
 
@@ -56,6 +58,7 @@ class ReviewWidget(QWidget):
         self.regions: list[UncertainRegion] = []
         self._applying = False  # our own edits, not hand painting
         self._offered: set[str] = set()
+        self._pending: tuple | None = None  # (key, recovery file, source layer) offered for restore
         self._hooked_mask = None
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave)
@@ -181,8 +184,6 @@ class ReviewWidget(QWidget):
 
     @staticmethod
     def _display(mod: str) -> str:
-        from .modalities import DISPLAY_NAMES
-
         return DISPLAY_NAMES.get(mod, mod)
 
     def _fill_table(self) -> None:
@@ -368,7 +369,7 @@ class ReviewWidget(QWidget):
         if key is None:
             return None
         state = self.state()
-        record = {"case": mask.metadata.get("entrust_case"), "saved_at": Edit("autosave", 0).time,
+        record = {"case": mask.metadata.get("entrust_case"), "saved_at": now(),
                   "edits": [e.to_dict() for e in state.edits]}
         try:
             return recovery.autosave(key, np.asarray(mask.data), record, predicted=state.predicted,
@@ -405,6 +406,8 @@ class ReviewWidget(QWidget):
     @_guard
     def restore(self, *_args) -> None:
         """Bring back the autosaved corrections as the mask layer (undoable if a mask layer exists)."""
+        if self._pending is None:
+            raise ValueError("there are no autosaved corrections to restore")
         key, found, source = self._pending
         rec = recovery.load_recovery(found)
         mask = self._layer("mask", "mask")
@@ -433,7 +436,9 @@ class ReviewWidget(QWidget):
         self._status.setText(f"restored the corrections autosaved at {rec.record.get('saved_at')}")
 
     def discard_recovery(self, *_args) -> None:
-        key = self._pending[0]
-        recovery.discard(key)
+        if self._pending is None:
+            return
+        recovery.discard(self._pending[0])
+        self._pending = None
         self._show_restore(None)
         self._status.setText("autosaved corrections discarded")

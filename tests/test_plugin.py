@@ -207,6 +207,27 @@ def test_errors_become_notifications_and_the_viewer_stays_usable(make_napari_vie
     assert run._run_button.enabled and not run._runner.running
 
 
+def test_out_of_memory_is_reported_and_the_viewer_stays_usable(make_napari_viewer, qtbot, monkeypatch):
+    from napari_entrust import _runner
+
+    def exhausted(*args, **kwargs):
+        yield 0.1, "encoding"
+        raise MemoryError("cannot allocate 40 GiB")
+
+    shown = []
+    monkeypatch.setattr(_runner, "run_prediction", exhausted)
+    monkeypatch.setattr(_runner, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-entrust", "phantom_2mm")
+    names = [layer.name for layer in viewer.layers]
+    run, _ = _widgets(viewer)
+    run.run()
+    qtbot.waitUntil(lambda: not run._runner.running, timeout=30_000)
+    assert shown and "out of memory" in shown[-1] and "lower the sample count" in shown[-1]
+    assert [layer.name for layer in viewer.layers] == names
+    assert run._run_button.enabled
+
+
 def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-entrust", "phantom_2mm")
