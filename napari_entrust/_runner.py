@@ -36,7 +36,7 @@ _STEPS = 1000  #: progress-bar resolution
 
 def describe_error(exc: BaseException) -> str:
     """A notification text a user can act on."""
-    if isinstance(exc, (MemoryError,)) or type(exc).__name__ in ("OutOfMemoryError", "OutOfMemoryError_"):
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA/MPS OOM
         return ("EnTrust ran out of memory: lower the sample count K, close other programs, or choose the cpu "
                 "device if the GPU is small")
     if isinstance(exc, (EntrustError, ValueError)):
@@ -57,9 +57,7 @@ def _prediction_work(case: "Case", model_path, device: str, sampling: SamplingCo
 class PredictionRunner:
     """One prediction at a time for a widget."""
 
-    def __init__(self, viewer: "napari.Viewer", *, on_state: Callable[[bool], None],
-                 on_status: Callable[[str], None]):
-        self._viewer = viewer
+    def __init__(self, *, on_state: Callable[[bool], None], on_status: Callable[[str], None]):
         self._on_state = on_state
         self._on_status = on_status
         self._stop = threading.Event()

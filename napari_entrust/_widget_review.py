@@ -88,7 +88,7 @@ class ReviewWidget(QWidget):
         self._status.setWordWrap(True)
         self._build_layout()
 
-        self._runner = PredictionRunner(viewer, on_state=self._set_running, on_status=self._status.setText)
+        self._runner = PredictionRunner(on_state=self._set_running, on_status=self._status.setText)
         self._find_button.clicked.connect(self.find_regions)
         self._table.itemSelectionChanged.connect(self._selection_changed)
         self._keep_button.clicked.connect(self.keep)
@@ -211,6 +211,7 @@ class ReviewWidget(QWidget):
         if rows:
             self.go_to(self.regions[rows[0].row()])
 
+    @_guard
     def go_to(self, region: UncertainRegion) -> None:
         """Move the dims slider and the camera to the region and outline it."""
         mask = self._mask()

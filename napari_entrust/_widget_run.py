@@ -60,7 +60,7 @@ class EntrustWidget(Container):
         self.extend([*self._pickers.values(), self._samples, self._steps, self._probe, self._seed, self._device,
                      self._model, Container(widgets=[self._run_button, self._cancel_button], layout="horizontal",
                                             labels=False), self._status, self._summary])
-        self._runner = PredictionRunner(viewer, on_state=self._set_running, on_status=self._set_status)
+        self._runner = PredictionRunner(on_state=self._set_running, on_status=self._set_status)
         self._run_button.changed.connect(self.run)
         self._cancel_button.changed.connect(self._runner.cancel)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
