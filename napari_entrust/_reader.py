@@ -13,10 +13,10 @@ import numpy as np
 from . import labels as label_conv
 from .errors import InputError
 from .geometry import to_canonical
-from .io import find_case_files, is_msd_image, load_case
+from .io import find_case_files, is_msd_image, load_case, read_image_file, read_label_file
 from .layers import LayerTuple, case_layers, contrast_limits, geometry_kwargs
 from .modalities import ALIASES, DISPLAY_NAMES
-from .nifti import ReferenceGrid, nifti_suffix, read_nifti, strip_nifti_suffix
+from .nifti import ReferenceGrid, nifti_suffix, strip_nifti_suffix
 
 _LABEL_WORDS = ("seg", "label", "labels", "mask")
 
@@ -49,33 +49,34 @@ def _modality_in_name(path: Path) -> str | None:
     return "seg" if any(word in stem for word in _LABEL_WORDS) else None
 
 
-def _looks_like_labels(data: np.ndarray) -> bool:
-    """Integer voxels with a handful of values: a segmentation, whatever the file is called."""
-    return np.issubdtype(data.dtype, np.integer) and np.unique(data).size <= 16
+def _looks_like_labels(vol) -> bool:
+    """Stored as integers with a handful of values: a segmentation, whatever the file is called."""
+    return np.issubdtype(vol.header.get_data_dtype(), np.integer) and np.unique(vol.data).size <= 16
 
 
 def read_volume(path: Path) -> LayerTuple:
-    """One 3-D NIfTI file as one layer, in RAS+ order at its world position."""
+    """One 3-D NIfTI file as one layer, in RAS+ order at its world position (checked as in a case)."""
     mod = _modality_in_name(path)
-    vol = read_nifti(path, dtype=None)
-    if mod is None and _looks_like_labels(vol.data):
-        mod = "seg"
+    if mod == "seg":
+        vol, convention = read_label_file(path)
+    else:
+        vol = read_image_file(path)
+        convention = None
+        if mod is None and _looks_like_labels(vol):
+            values = {int(v) for v in np.unique(vol.data)}
+            convention = label_conv.guess_convention(values, "")
+            if label_conv.unexpected_values(values, convention):
+                convention = None  # not BraTS values: show them as they are
+            vol.data = label_conv.to_internal(vol.data, convention) if convention else vol.data.astype(np.int32)
+            mod = "seg"
     grid = ReferenceGrid.from_volume(vol)
-    data, affine = to_canonical(vol.data if mod == "seg" else vol.data.astype(np.float32), vol.affine)
+    data, affine = to_canonical(vol.data, vol.affine)
     meta = {"source": str(path), "entrust_grid": grid.to_dict(), "entrust_affine": affine.tolist()}
     place = geometry_kwargs(affine)
     if mod == "seg":
-        values = {int(v) for v in np.unique(data)}
-        if not np.allclose(data, np.round(data)):
-            raise InputError(path, "looks like a segmentation by its name but holds fractional values")
-        convention = label_conv.guess_convention(values, "")
-        if not label_conv.unexpected_values(values, convention):
-            data = label_conv.to_internal(data, convention)
-        meta["entrust_label_convention"] = convention
-        return data.astype(np.int32 if data.max() > 255 else np.uint8), \
-            {"name": strip_nifti_suffix(path), "opacity": 0.5, "metadata": meta, **place}, "labels"
-    if not np.isfinite(data).all():
-        raise InputError(path, f"holds {int((~np.isfinite(data)).sum())} NaN/Inf voxels")
+        if convention:
+            meta["entrust_label_convention"] = convention
+        return data, {"name": strip_nifti_suffix(path), "opacity": 0.5, "metadata": meta, **place}, "labels"
     name = DISPLAY_NAMES.get(mod, strip_nifti_suffix(path))
     if mod:
         meta["entrust_modality"] = mod

@@ -7,7 +7,6 @@ both widgets and the tests share them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -99,12 +98,7 @@ def case_from_layers(layers: dict[str, "napari.layers.Image"]
         to_case = to_layer
     else:  # foreign layers: their own voxel order and geometry
         affine = affines[first]
-        import nibabel as nib
-
-        header = nib.Nifti1Header()
-        header["qform_code"] = header["sform_code"] = 1
-        header.set_xyzt_units("mm", "sec")
-        grid = ReferenceGrid(Path(meta.get("source") or ref.name), tuple(shape), affine, header)
+        grid = ReferenceGrid.from_affine(meta.get("source") or ref.name, shape, affine)
         images = {m: geometry.to_canonical(a, affine)[0] for m, a in arrays.items()}
 
         def to_layer(a: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from qtpy.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFor
                             QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from . import recovery
-from ._runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
+from ._widget_runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, set_layer
 from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
@@ -163,10 +163,8 @@ class ReviewWidget(QWidget):
         trust = self._layer("TrustMap", "trustmap")
         if trust is None:
             raise ValueError("the TrustMap layer is missing: run EnTrust again")
-        mods = mask.metadata.get("entrust_inputs", {})
-        weights = {m: np.asarray(self._viewer.layers[f"weights {name}"].data) for m, name in
-                   ((m, self._display(m)) for m in mods) if f"weights {name}" in self._viewer.layers}
-        specific = {m: np.asarray(self._viewer.layers[f"specific F_u {self._display(m)}"].data) for m in weights}
+        weights = self._maps_by_modality("weights")
+        specific = self._maps_by_modality("specific F_u")
         conflict = np.asarray(self._viewer.layers["conflict F_cf"].data)
         summary = mask.metadata.get("entrust_summary", {})
         grid = mask.metadata.get("entrust_grid")
@@ -181,6 +179,11 @@ class ReviewWidget(QWidget):
         self._status.setText(f"{len(self.regions)} regions above {self._threshold.value():.2f} "
                              f"(case score {summary.get('case_score', {}).get('score', float('nan')):.3f})")
         return self.regions
+
+    def _maps_by_modality(self, group: str) -> dict[str, np.ndarray]:
+        """Per-modality result maps (``weights`` / ``specific F_u``), found by the role the run gave them."""
+        return {layer.metadata["entrust_modality"]: np.asarray(layer.data) for layer in self._viewer.layers
+                if str(layer.metadata.get("entrust_role", "")).startswith(f"{group} ")}
 
     @staticmethod
     def _display(mod: str) -> str:

@@ -1,7 +1,7 @@
 """The "EnTrust" dock widget: pick modality layers, set K / steps / ε / seed / device / model, Run, Cancel.
 
 A thin layer over the engine: the case comes from the layers (:mod:`._viewer_layers`), the run goes
-through :class:`._runner.PredictionRunner`, and results become layers updated in place by name.
+through :class:`._widget_runner.PredictionRunner`, and results become layers updated in place by name.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
 from napari.utils.notifications import show_error
 
-from ._runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
+from ._widget_runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, layer_kind, layer_modality
 from .checkpoint import bundled_model_path
 from .config import SamplingConfig

@@ -23,17 +23,13 @@ def _with_suffix(path: str) -> Path:
 
 
 def _meta_affine(meta: dict, ndim: int) -> np.ndarray:
-    """The 4×4 voxel -> world matrix of the last three axes from napari's layer attributes."""
-    if meta.get("affine") is not None and not np.allclose(np.asarray(meta["affine"]), np.eye(ndim + 1)):
-        full = np.asarray(meta["affine"], dtype=float)
-    else:
-        full = np.eye(ndim + 1)
-    scale = np.ones(ndim) if meta.get("scale") is None else np.asarray(meta["scale"], dtype=float)
-    translate = np.zeros(ndim) if meta.get("translate") is None else np.asarray(meta["translate"], dtype=float)
-    st = np.eye(ndim + 1)
-    st[:ndim, :ndim] = np.diag(scale)
-    st[:ndim, ndim] = translate
-    m = full @ st
+    """The 4×4 voxel -> world matrix of the last three axes, composed as napari composes a layer's transform."""
+    from napari.utils.transforms import CompositeAffine
+
+    parts = {k: meta[k] for k in ("scale", "translate", "rotate", "shear") if meta.get(k) is not None}
+    m = CompositeAffine(ndim=ndim, **parts).affine_matrix
+    if meta.get("affine") is not None:
+        m = np.asarray(meta["affine"], dtype=float) @ m
     out = np.eye(4)
     out[:3, :3] = m[ndim - 3:ndim, ndim - 3:ndim]
     out[:3, 3] = m[ndim - 3:ndim, ndim]
@@ -82,7 +78,7 @@ def write_image(path: str, data, meta: dict) -> list[str]:
 def layer_meta(layer) -> dict:
     """The parts of a layer the writer needs, as napari passes them to writer contributions."""
     return {"name": layer.name, "metadata": layer.metadata, "scale": layer.scale, "translate": layer.translate,
-            "affine": layer.affine.affine_matrix}
+            "rotate": layer.rotate, "shear": layer.shear, "affine": layer.affine.affine_matrix}
 
 
 def save_corrected_mask(path: str | Path, data: np.ndarray, meta: dict, record: dict, *,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from . import labels as label_conv
@@ -76,10 +75,7 @@ class Case:
                     labels: np.ndarray | None = None, layout: str = "in-memory") -> "Case":
         """Wrap RAS+ arrays made in memory (e.g. the phantom) as a case on a grid with ``affine``."""
         first = next(iter(images.values()))
-        header = nib.Nifti1Header()
-        header.set_xyzt_units("mm", "sec")
-        header["qform_code"] = header["sform_code"] = 1
-        grid = ReferenceGrid(Path(name), tuple(first.shape), np.asarray(affine, dtype=float), header)
+        grid = ReferenceGrid.from_affine(name, first.shape, affine)
         if grid.canonical_shape != tuple(first.shape) or not np.allclose(grid.canonical_affine, affine):
             raise ValueError("from_arrays expects arrays in RAS+ canonical order")
         return cls(name, {m: np.asarray(v, dtype=np.float32) for m, v in images.items()}, grid, labels, layout,

@@ -259,6 +259,23 @@ def _read_labels(path: Path, layout: str, convention: str, checks: _Checks) -> t
     return vol, convention
 
 
+def read_label_file(path: str | PathLike, convention: str = "auto") -> tuple[NiftiVolume, str]:
+    """One label map on its own, checked as in a case (finite, integer, known values), internal convention."""
+    checks = _Checks()
+    result = _read_labels(Path(path), "", convention, checks)
+    checks.raise_if_failed()
+    return result
+
+
+def read_image_file(path: str | PathLike) -> NiftiVolume:
+    """One 3-D image on its own, checked as in a case (readable, finite, not constant), float32."""
+    vol = read_nifti(path)
+    checks = _Checks()
+    _check_image(vol, str(path), checks)
+    checks.raise_if_failed()
+    return vol
+
+
 def _onto_reference(vol: NiftiVolume, ref: NiftiVolume, grid: ReferenceGrid, subject: str, checks: _Checks,
                     order: int, notes: list[str], resampled: list[str], name: str) -> np.ndarray | None:
     """Return ``vol`` in RAS+ on the reference grid, resampling (and saying so) when needed."""

@@ -111,6 +111,14 @@ class ReferenceGrid:
                 "xyzt_units": list(self.header.get_xyzt_units())}
 
     @classmethod
+    def from_affine(cls, path: str | os.PathLike, shape, affine: np.ndarray) -> "ReferenceGrid":
+        """A grid for arrays made in memory (or in napari): mm units, qform and sform set to scanner (1)."""
+        header = nib.Nifti1Header()
+        header.set_xyzt_units("mm", "sec")
+        header["qform_code"] = header["sform_code"] = 1
+        return cls(Path(path), tuple(int(v) for v in shape[:3]), np.asarray(affine, dtype=float), header)
+
+    @classmethod
     def from_dict(cls, d: dict) -> "ReferenceGrid":
         header = nib.Nifti1Header()
         header.set_xyzt_units(*d.get("xyzt_units", ("mm", "sec")))

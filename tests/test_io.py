@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import warnings
 
 import nibabel as nib
 import numpy as np
@@ -160,7 +158,7 @@ def test_missing_modality(tmp_path):
 
 
 def test_duplicated_modality(tmp_path):
-    paths = write_brats_folder(tmp_path)
+    write_brats_folder(tmp_path)
     write_nifti(tmp_path / "case_flair.nii", small_volume(), np.eye(4))
     err = _expect(tmp_path, "modality flair is given by 2 files", "case_flair.nii.gz")
     assert "case_flair.nii," in str(err) or str(err).endswith("case_flair.nii")

@@ -208,7 +208,7 @@ def test_errors_become_notifications_and_the_viewer_stays_usable(make_napari_vie
 
 
 def test_out_of_memory_is_reported_and_the_viewer_stays_usable(make_napari_viewer, qtbot, monkeypatch):
-    from napari_entrust import _runner
+    from napari_entrust import _widget_runner as _runner
 
     def exhausted(*args, **kwargs):
         yield 0.1, "encoding"
