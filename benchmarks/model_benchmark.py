@@ -26,13 +26,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
-from sklearn.metrics import roc_auc_score
 
 from napari_entrust.checkpoint import load_checkpoint
 from napari_entrust.config import SamplingConfig
 from napari_entrust.engine import predict_case
 from napari_entrust.labels import to_regions
+from napari_entrust.metrics import conflict_localisation
 from napari_entrust.phantom import make_phantom
 
 HELD_OUT_SEED0 = 9000
@@ -46,18 +45,7 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 def conflict_metrics(ph, pred) -> dict:
     """AUROC of the TrustMap (conflict vs other voxels ≤ 5 mm from the lesion) and the disagreement ratio."""
-    lesion = (ph.labels > 0) | ph.conflict
-    near = ndimage.distance_transform_edt(~lesion, sampling=ph.spacing) <= 5.0
-    negatives = near & ~ph.conflict
-    y = np.r_[np.ones(ph.conflict.sum()), np.zeros(negatives.sum())]
-    score = np.r_[pred.trustmap[ph.conflict], pred.trustmap[negatives]]
-    auroc = float(roc_auc_score(y, score)) if 0 < y.sum() < len(y) else float("nan")
-    k = pred.samples.shape[0]
-    wt = (pred.samples > 0).mean(0)  # share of hypotheses calling the voxel tumour
-    disagreement = 2 * wt * (1 - wt) * k / max(k - 1, 1)  # mean pairwise disagreement
-    inside, rest = disagreement[ph.conflict].mean(), disagreement[negatives].mean()
-    return {"conflict_auroc": auroc, "disagreement_conflict": float(inside), "disagreement_rest": float(rest),
-            "disagreement_ratio": float(inside / rest) if rest > 0 else float("inf")}
+    return conflict_localisation(pred.trustmap, ph.conflict, ph.labels > 0, ph.spacing, (pred.samples > 0))
 
 
 def evaluate(bundle, phantoms, sampling: SamplingConfig) -> list[dict]:

@@ -29,12 +29,22 @@ def resources_dir() -> Path:
     return Path(__file__).resolve().parent / "resources"
 
 
+def record_sha256(path: Path, digest: str) -> None:
+    """Add or replace ``path``'s line in the SHA256SUMS beside it (atomically)."""
+    sums = path.parent / "SHA256SUMS"
+    lines = [ln for ln in (sums.read_text().splitlines() if sums.exists() else [])
+             if ln.split()[-1:] != [path.name] and ln.strip()]
+    text = "\n".join(sorted([*lines, f"{digest}  {path.name}"], key=lambda ln: ln.split()[-1])) + "\n"
+    atomic_write(sums, lambda tmp: tmp.write_text(text), overwrite=True)
+
+
 def bundled_model_path() -> Path:
     return resources_dir() / BUNDLED_MODEL
 
 
-def recorded_sha256(name: str) -> str | None:
-    sums = resources_dir() / "SHA256SUMS"
+def recorded_sha256(name: str, folder: Path | None = None) -> str | None:
+    """The sha256 listed for ``name`` in ``folder/SHA256SUMS`` (default: the bundled resources)."""
+    sums = (folder or resources_dir()) / "SHA256SUMS"
     if not sums.exists():
         return None
     for line in sums.read_text().splitlines():
@@ -84,14 +94,14 @@ def save_checkpoint(path: str | os.PathLike, net: EnTrustNet, calibration: Calib
 
 
 def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> ModelBundle:
-    """Load a checkpoint (default: the bundled model), checking the bundled model's sha256."""
+    """Load a checkpoint (default: the bundled model), checking its sha256 against a SHA256SUMS beside it."""
     path = Path(path) if path is not None else bundled_model_path()
     if not path.exists():
         hint = " (the bundled model is missing from this installation; reinstall napari-entrust)" \
             if path == bundled_model_path() else ""
         raise EntrustError(f"{path}: model file does not exist{hint}")
     digest = sha256_of(path)
-    expected = recorded_sha256(path.name) if path.resolve().parent == resources_dir().resolve() else None
+    expected = recorded_sha256(path.name, path.parent)  # bundled files, and any folder that keeps SHA256SUMS
     if expected is not None and expected != digest:
         raise EntrustError(f"{path}: sha256 {digest} does not match the recorded {expected}; the file is corrupt "
                            "or was replaced")

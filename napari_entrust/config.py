@@ -55,6 +55,7 @@ class SamplingConfig:
     probe_steps: int = 2
     seed: int = 0
     conflict_scale: float = 1.0  #: 0 zeroes F_cf at inference (the falsification ablation)
+    calibrate: bool = True  #: False: TrustMap from the hypotheses' mean p̄, no calibration head (ablation)
     #: with user-fixed voxels, each step is repeated this many extra times (RePaint harmonisation)
     inpaint_jumps: int = 8
 

@@ -23,8 +23,7 @@ from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
 from .labels import REGION_LABELS, REGIONS, from_regions, to_regions
-from .normalize import normalize_case
-from .slices import context_stack, model_grid_shape, pad_to_multiple, resample
+from .slices import case_volume, context_stack, from_model_grid, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
 
 ROI_THRESHOLD = 0.3  #: fused-head WT probability above which a voxel may be tumour
@@ -97,9 +96,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
             raise Cancelled("cancelled by the user")
 
     yield 0.0, "normalising"
-    normed, _ = normalize_case(case)
-    grid = model_grid_shape(case.shape, case.spacing, cfg.spacing_mm)
-    volume = resample(torch.from_numpy(np.stack([normed[m] for m in cfg.modalities])), grid)
+    volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
     timings["normalise_s"] = time.perf_counter() - t0
     nx, ny, nz = grid
     m = len(cfg.modalities)
@@ -179,7 +176,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                              jump_noise=jump_noise, should_stop=stop)
                 cf = torch.from_numpy(maps["conflict"][sx, sy][..., zs].transpose(2, 0, 1)).to(device)
                 stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength)
-                calibrated = torch.sigmoid(bundle.calibration(stats))
+                calibrated = torch.sigmoid(bundle.calibration(stats)) if sampling.calibrate else hyp.probs.mean(1)
                 sel = inside[..., [z - sz.start for z in zs]]  # (h, w, len(zs))
 
                 def put(target: np.ndarray, values: np.ndarray) -> None:  # values (..., h, w, len(zs))
@@ -201,11 +198,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     shape = case.shape
 
     def back(a: np.ndarray) -> np.ndarray:
-        if tuple(grid) == tuple(shape):
-            return a
-        lead = a.shape[:-3]
-        flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *grid), dtype=np.float32))
-        return resample(flat, shape).numpy().reshape(*lead, *shape)
+        return from_model_grid(a, grid, shape)
 
     prob_c = back(prob)
     # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
@@ -245,7 +238,8 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         "model": {"path": str(bundle.path), "sha256": bundle.sha256},
         "parameters": {"samples": k, "steps": sampling.steps, "eta": sampling.eta,
                        "probe_strength": sampling.probe_strength, "probe_steps": sampling.probe_steps,
-                       "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "memory_mb": memory_mb,
+                       "seed": sampling.seed, "conflict_scale": sampling.conflict_scale, "calibrate": sampling.calibrate,
+                       "memory_mb": memory_mb,
                        "fixed_voxels": int(fixed.sum()) if fixed is not None else 0,
                        "inpaint_jumps": sampling.inpaint_jumps},
         "model_grid": {"shape": list(grid), "spacing_mm": cfg.spacing_mm,

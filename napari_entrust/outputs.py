@@ -22,33 +22,53 @@ def output_files(modalities, out_dir: Path) -> dict[str, Path]:
     return files
 
 
-def write_prediction(case: Case, pred: Prediction, out_dir: str | Path, *, overwrite: bool = False,
-                     label_convention: str = "brats2021") -> dict[str, Path]:
-    """Write every output; nothing is written if any target exists and ``overwrite`` is False.
+#: how each standard output is stored: dtype and NIfTI description
+_FORMATS = {
+    "mask": (np.uint8, "label map"), "prob": (np.float32, "p(WT),p(TC),p(ET)"), "samples": (np.uint8, "K hypotheses"),
+    "trustmap": (np.float32, "TrustMap (1 = most uncertain)"),
+    "entropy": (np.float32, "total entropy (bits), max over regions"),
+    "mutual_info": (np.float32, "mutual information, max over regions"),
+    "probe": (np.float32, "conflict probe sensitivity"), "consensus": (np.float32, "|F_c|"),
+    "conflict": (np.float32, "|F_cf|"),
+}
 
-    Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
-    Multi-channel outputs are 4-D: ``prob`` holds WT, TC, ET; ``samples`` holds the K hypotheses.
+
+def write_arrays(case: Case, maps: dict[str, np.ndarray], out_dir: str | Path, summary: dict, *,
+                 overwrite: bool = False, label_convention: str = "brats2021") -> dict[str, Path]:
+    """Write named maps as ``NAME.nii.gz`` on the case's reference grid, plus ``summary.json``.
+
+    ``mask`` and ``samples`` hold internal labels (written in ``label_convention``); ``prob``
+    (3, ...) and ``samples`` (K, ...) become 4-D files with the channel last. Nothing is written if
+    any target exists and ``overwrite`` is False.
     """
     out_dir = Path(out_dir)
-    files = output_files(list(pred.specific), out_dir)
+    files = {n: out_dir / f"{n}.nii.gz" for n in maps}
+    files["summary"] = out_dir / "summary.json"
     check_writable(list(files.values()), overwrite)
-    arrays = {
-        "mask": (from_internal(pred.mask, label_convention), np.uint8, "EnTrust mask"),
-        "prob": (np.moveaxis(pred.prob, 0, -1), np.float32, "p(WT),p(TC),p(ET) calibrated"),
-        "samples": (np.moveaxis(np.stack([from_internal(s, label_convention) for s in pred.samples]), 0, -1),
-                    np.uint8, "K hypotheses"),
-        "trustmap": (pred.trustmap, np.float32, "TrustMap (1 = most uncertain)"),
-        "entropy": (pred.entropy, np.float32, "total entropy (bits), max over regions"),
-        "mutual_info": (pred.mutual_info, np.float32, "mutual information, max over regions"),
-        "probe": (pred.probe, np.float32, "conflict probe sensitivity"),
-        "consensus": (pred.consensus, np.float32, "|F_c|"),
-        "conflict": (pred.conflict, np.float32, "|F_cf|"),
-        **{f"specific_{m}": (v, np.float32, f"|F_u,{m}|") for m, v in pred.specific.items()},
-        **{f"weights_{m}": (v, np.float32, f"modality weight {m}") for m, v in pred.weights.items()},
-    }
-    for name, (data, dtype, description) in arrays.items():
+    for name, data in maps.items():
+        dtype, description = _FORMATS.get(name, (np.float32, name.replace("specific_", "|F_u| ").replace(
+            "weights_", "modality weight ")))
+        if name in ("mask", "samples"):
+            data = from_internal(data, label_convention)
+        if name in ("prob", "samples"):
+            data = np.moveaxis(data, 0, -1)
         case.write(data, files[name], overwrite=overwrite, dtype=dtype, description=description)
-    summary = {**pred.summary, "label_convention": label_convention,
-               "files": {k: p.name for k, p in files.items()}}
+    summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
     atomic_write(files["summary"], lambda tmp: tmp.write_text(json.dumps(summary, indent=2)), overwrite=overwrite)
     return files
+
+
+def write_prediction(case: Case, pred: Prediction, out_dir: str | Path, *, overwrite: bool = False,
+                     label_convention: str = "brats2021") -> dict[str, Path]:
+    """Write every output of an EnTrust prediction (see :func:`output_files`) and ``summary.json``.
+
+    Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
+    """
+    out_dir = Path(out_dir)
+    check_writable(list(output_files(list(pred.specific), out_dir).values()), overwrite)
+    maps = {"mask": pred.mask, "prob": pred.prob, "samples": pred.samples, "trustmap": pred.trustmap,
+            "entropy": pred.entropy, "mutual_info": pred.mutual_info, "probe": pred.probe,
+            "consensus": pred.consensus, "conflict": pred.conflict,
+            **{f"specific_{m}": v for m, v in pred.specific.items()},
+            **{f"weights_{m}": v for m, v in pred.weights.items()}}
+    return write_arrays(case, maps, out_dir, pred.summary, overwrite=overwrite, label_convention=label_convention)

@@ -27,6 +27,24 @@ def resample(volume: torch.Tensor, shape: tuple[int, int, int], mode: str = "tri
     return F.interpolate(volume[None], size=tuple(shape), mode=mode, **kwargs)[0]
 
 
+def case_volume(case, modalities, model_spacing: float) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """The case's normalised modalities stacked (M, X, Y, Z) on the model grid, and that grid's shape."""
+    from .normalize import normalize_case
+
+    normed, _ = normalize_case(case)
+    grid = model_grid_shape(case.shape, case.spacing, model_spacing)
+    return resample(torch.from_numpy(np.stack([normed[m] for m in modalities])), grid), grid
+
+
+def from_model_grid(a: np.ndarray, grid, shape) -> np.ndarray:
+    """(..., *grid) float array -> (..., *shape) on the case grid (trilinear; identity when equal)."""
+    if tuple(grid) == tuple(shape):
+        return a
+    lead = a.shape[:-3]
+    flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *grid), dtype=np.float32))
+    return resample(flat, tuple(shape)).numpy().reshape(*lead, *shape)
+
+
 def context_stack(volume: torch.Tensor, z: torch.Tensor | list[int], context: int) -> torch.Tensor:
     """(M, X, Y, Z) -> (B, M, 2·context + 1, X, Y) for the slices ``z``."""
     z = torch.as_tensor(z, dtype=torch.long)

@@ -76,16 +76,23 @@ def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext,
-                   progress: Progress | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
-    """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
-    cfg = net.cfg
-    schedule = Schedule(cfg)
-    sampler = CropSampler(cases, cfg.context, tc.crop, lesion_fraction=tc.lesion_fraction,
+LossFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator],
+                  tuple[torch.Tensor, dict[str, float]]]
+
+
+def optimise(net: torch.nn.Module, loss_fn: LossFn, cases: list[TrainingCase], context: int, tc: TrainConfig,
+             ctx: DistributedContext, progress: Progress | None = None, log: Callable[[str], None] | None = None,
+             *, find_unused_parameters: bool = False, label: str = "training") -> list[dict]:
+    """The training loop every model here shares: same crops, augmentation, optimiser and budget.
+
+    ``loss_fn(model, x, y, brain, generator)`` returns the loss and its named parts (for the log).
+    Sharing it is what makes the benchmark's baselines "trained like EnTrust".
+    """
+    sampler = CropSampler(cases, context, tc.crop, lesion_fraction=tc.lesion_fraction,
                           conflict_fraction=tc.conflict_fraction, seed=tc.seed * 1000 + ctx.rank, augment=tc.augment)
     model = net.to(ctx.device).train()
     if ctx.world > 1:
-        model = DistributedDataParallel(net, find_unused_parameters=not cfg.conflict_branch)
+        model = DistributedDataParallel(net, find_unused_parameters=find_unused_parameters)
     opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.iterations, pct_start=0.1)
     gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
@@ -94,6 +101,33 @@ def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, 
         if it and it % tc.iterations_per_epoch == 0:
             sampler.new_epoch()
         x, y, brain = (v.to(ctx.device) for v in sampler.batch(tc.batch_size))
+        loss, parts = loss_fn(model, x, y, brain, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running.append({"loss": loss.item(), **parts})
+        if (it + 1) % tc.log_every == 0 or it + 1 == tc.iterations:
+            entry = {"iteration": it + 1, **{k: float(np.mean([r[k] for r in running])) for k in running[0]},
+                     "seconds": round(time.perf_counter() - start, 1)}
+            running = []
+            history.append(entry)
+            if log and ctx.main:
+                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+        if progress and ctx.main:
+            progress((it + 1) / tc.iterations, f"{label} {it + 1}/{tc.iterations} loss {loss.item():.3f}")
+    net.eval()
+    return history
+
+
+def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext,
+                   progress: Progress | None = None, log: Callable[[str], None] | None = None) -> list[dict]:
+    """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
+    cfg = net.cfg
+    schedule = Schedule(cfg)
+
+    def loss_fn(model, x, y, brain, gen):
         t = torch.randint(0, cfg.train_timesteps, (x.shape[0],), generator=gen).to(ctx.device)
         noise = torch.randn(y.shape, generator=gen).to(ctx.device)
         y_t = schedule.add_noise(to_signed(y), noise, t)
@@ -104,24 +138,10 @@ def train_backbone(net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, 
         loss_aux = _bce(feats.fused_logits, y) + _bce(feats.modality_logits, y[:, None].expand_as(feats.modality_logits))
         loss_ind = independence_loss(feats, brain, cfg.independence, generator=gen)
         loss = loss_diff + cfg.aux_weight * loss_aux + cfg.independence_weight * loss_ind
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        running.append([loss.item(), loss_diff.item(), loss_aux.item(), loss_ind.item()])
-        if (it + 1) % tc.log_every == 0 or it + 1 == tc.iterations:
-            mean = np.mean(running, axis=0)
-            running = []
-            entry = {"iteration": it + 1, "loss": float(mean[0]), "diffusion": float(mean[1]), "aux": float(mean[2]),
-                     "independence": float(mean[3]), "seconds": round(time.perf_counter() - start, 1)}
-            history.append(entry)
-            if log and ctx.main:
-                log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
-        if progress and ctx.main:
-            progress((it + 1) / tc.iterations, f"backbone {it + 1}/{tc.iterations} loss {loss.item():.3f}")
-    net.eval()
-    return history
+        return loss, {"diffusion": loss_diff.item(), "aux": loss_aux.item(), "independence": loss_ind.item()}
+
+    return optimise(net, loss_fn, cases, cfg.context, tc, ctx, progress, log,
+                    find_unused_parameters=not cfg.conflict_branch, label="backbone")
 
 
 @torch.no_grad()

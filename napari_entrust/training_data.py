@@ -25,6 +25,9 @@ from .normalize import normalize_case
 from .phantom import GENERATOR_VERSION, make_phantom
 from .slices import model_grid_shape, resample
 
+#: phantom seeds: training from 1000, calibration from 5000; benchmarks use 9000 and up (never trained on)
+TRAIN_SEED0, CALIBRATION_SEED0, HELD_OUT_SEED0 = 1000, 5000, 9000
+
 
 @dataclass
 class TrainingCase:

@@ -66,7 +66,8 @@ def test_npe2_validate_passes():
 def test_core_modules_import_neither_napari_nor_qt():
     core = ["io", "case", "nifti", "geometry", "labels", "modalities", "normalize", "phantom", "anatomy",
             "mri_signal", "layers", "errors", "cli", "config", "model", "diffusion", "trust", "engine", "outputs",
-            "checkpoint", "training", "training_data", "review", "recovery", "provenance",
+            "checkpoint", "training", "training_data", "review", "recovery", "provenance", "metrics", "evaluation",
+            "plots", "baselines", "benchmark", "benchmark_models",
             "_reader", "_writer", "_sample_data", "_viewer_layers"]
     code = ("import sys\n" + "".join(f"import napari_entrust.{m}\n" for m in core) +
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "

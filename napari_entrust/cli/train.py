@@ -19,11 +19,9 @@ from ..device import DEVICE_CHOICES, resolve_device
 from ..errors import EntrustError
 from ..nifti import check_writable
 from ..training import TrainConfig, intensity_summary, train
-from ..training_data import folder_cases, phantom_cases
+from ..training_data import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, phantom_cases
 from ._args import add_overwrite_argument, int_at_least, progress_bar
 
-#: phantom seeds: training from 1000, calibration from 5000; benchmarks use 9000 and up (never trained on)
-TRAIN_SEED0, CALIBRATION_SEED0 = 1000, 5000
 
 
 def add_parser(sub) -> None:
