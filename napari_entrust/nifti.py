@@ -67,7 +67,7 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > ndim and shape[-1] == 1:
         shape = shape[:-1]
-    if len(shape) != ndim or min(shape) < 2:
+    if len(shape) != ndim or min(shape[:3]) < 2:  # a 4-D file may hold a single volume
         what = {3: "a 3-D volume", 4: "a 4-D image"}.get(ndim, f"{ndim}-D")
         raise InputError(path, f"has shape {tuple(img.shape)} ({len(img.shape)}-D); expected {what}")
     try:
