@@ -178,8 +178,7 @@ def run_baseline(case: Case, members: Sequence[Baseline] | Callable[[int], Basel
     runs = n * passes
     probs = np.zeros((runs, 3, *grid), np.float32)
     multiple = 2 ** (len(cfg.channels) - 1)
-    gen_seed = seed
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.random.fork_rng():  # dropout draws from torch's global RNG
         for i in range(n):
             member = first if i == 0 else load(i)
             if callable(members):
@@ -188,7 +187,7 @@ def run_baseline(case: Case, members: Sequence[Baseline] | Callable[[int], Basel
             device = next(net.parameters()).device
             for p in range(passes):
                 _enable_dropout(net, passes > 1)
-                torch.manual_seed(gen_seed + 1009 * p)
+                torch.manual_seed(seed + 1009 * p)
                 for j in range(0, len(head_slices), chunk):
                     zs = head_slices[j:j + chunk]
                     x, _ = pad_to_multiple(context_stack(volume, zs, cfg.context), multiple)

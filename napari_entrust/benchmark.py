@@ -98,6 +98,7 @@ def _predictor(method: Method, models_dir: Path, samples: int, steps: int):
         params = parameter_count(bundle.net) + parameter_count(bundle.calibration)
         return (lambda case: predict_case(case, bundle, sampling)), params
     from .baselines import run_baseline
+    from .engine import run_to_end
 
     paths = [models_dir / f for f in method.files]
     if method.at_once:
@@ -108,12 +109,7 @@ def _predictor(method: Method, models_dir: Path, samples: int, steps: int):
         params = parameter_count(load_baseline(paths[0]).net) * len(paths)
 
     def predict(case):
-        gen = run_baseline(case, members, n_members=len(paths), passes=method.passes, seed=0)
-        while True:
-            try:
-                next(gen)
-            except StopIteration as done:
-                return done.value
+        return run_to_end(run_baseline(case, members, n_members=len(paths), passes=method.passes, seed=0))
 
     return predict, params
 

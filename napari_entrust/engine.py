@@ -262,7 +262,11 @@ def _on_model_grid(fixed: np.ndarray, regions: np.ndarray, grid) -> tuple[np.nda
 def predict_case(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, *,
                  progress: Callable[[float, str], None] | None = None, **kwargs) -> Prediction:
     """Run :func:`run_prediction` to the end, reporting progress through a callback."""
-    gen = run_prediction(case, bundle, sampling, **kwargs)
+    return run_to_end(run_prediction(case, bundle, sampling, **kwargs), progress)
+
+
+def run_to_end(gen: Generator, progress: Callable[[float, str], None] | None = None):
+    """Drive a ``(fraction, message)``-yielding generator to the end; return what it returns."""
     while True:
         try:
             fraction, message = next(gen)

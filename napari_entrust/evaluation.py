@@ -22,7 +22,7 @@ import numpy as np
 from . import geometry, metrics
 from .errors import InputError
 from .io import load_case, read_label_file
-from .labels import CONVENTIONS, guess_convention, to_internal, to_regions
+from .labels import CONVENTIONS, guess_convention, to_internal, to_regions, unexpected_values
 from .nifti import atomic_write, check_writable, read_nifti
 from .normalize import head_mask
 
@@ -55,17 +55,9 @@ class PredictionFiles:
     summary: dict
 
 
-def _canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return geometry.to_canonical(data, affine)
-
-
-def _data_affine(vol) -> tuple[np.ndarray, np.ndarray]:
-    return vol.data, vol.affine
-
-
 def _read_labels_ras(path: Path, convention: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     vol, _ = read_label_file(path, convention)
-    return _canonical(vol.data, vol.affine)
+    return geometry.to_canonical(vol.data, vol.affine)
 
 
 def load_truth(path: str | Path) -> Truth:
@@ -96,7 +88,8 @@ def load_truth(path: str | Path) -> Truth:
         raters = [on_grid(f"rater{r + 1}", *_read_labels_ras(path / files[f"rater{r + 1}"], convention))
                   for r in range(meta["n_raters"])]
         truth.raters = np.stack(raters) if raters else None
-        truth.conflict = on_grid("conflict", *_canonical(*_data_affine(read_nifti(path / files["conflict"])))) > 0
+        conflict = read_nifti(path / files["conflict"])
+        truth.conflict = on_grid("conflict", *geometry.to_canonical(conflict.data, conflict.affine)) > 0
     return truth
 
 
@@ -122,7 +115,7 @@ def load_prediction(folder: str | Path) -> PredictionFiles:
         if not p.exists():
             return None
         vol = read_nifti(p, ndim=ndim, dtype=None if name == "samples" else np.float32)
-        data, aff = _canonical(vol.data, vol.affine)
+        data, aff = geometry.to_canonical(vol.data, vol.affine)
         if not geometry.same_grid(data.shape, aff, mask.shape, affine):
             raise InputError(p, f"is not on the grid of {mask_path.name}")
         if ndim == 4:
@@ -139,6 +132,9 @@ def load_prediction(folder: str | Path) -> PredictionFiles:
     if samples is not None:
         values = {int(v) for v in np.unique(samples)}
         conv = convention if convention != "auto" else guess_convention(values, "")
+        unexpected = unexpected_values(values, conv)
+        if unexpected:
+            raise InputError(folder / "samples.nii.gz", f"holds label values {unexpected} that {conv} does not define")
         samples = to_internal(samples, conv)
     return PredictionFiles(folder, mask, affine, prob, trust, samples, summary)
 
@@ -181,13 +177,14 @@ def evaluate_case(pred: PredictionFiles, truth: Truth) -> dict:
         (np.stack([pred.trustmap] * 3) if pred.trustmap is not None else None)
     if region_uncertainty is not None:
         row.update(metrics.qu_brats(region_uncertainty, pr, gt, brain))
+    sample_regions = _regions_per_sample(pred.samples) if pred.samples is not None else None
     if truth.raters is not None:
-        samples = pred.samples if pred.samples is not None else pred.mask[None]
-        s, r = _regions_per_sample(samples), _regions_per_sample(truth.raters)
+        s = sample_regions if sample_regions is not None else pr[None]
+        r = _regions_per_sample(truth.raters)
         row["ged"] = metrics.ged(s, r)
         row["hm_iou"] = metrics.hungarian_iou(s, r)
     if truth.conflict is not None and pred.trustmap is not None:
-        samples_wt = to_regions(pred.samples)[0] if pred.samples is not None else None
+        samples_wt = sample_regions[:, 0] if sample_regions is not None else None
         row.update(metrics.conflict_localisation(pred.trustmap, truth.conflict, truth.labels > 0, spacing, samples_wt))
     score = pred.summary.get("case_score", {})
     if isinstance(score, dict) and "score" in score:

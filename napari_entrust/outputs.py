@@ -64,8 +64,6 @@ def write_prediction(case: Case, pred: Prediction, out_dir: str | Path, *, overw
 
     Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
     """
-    out_dir = Path(out_dir)
-    check_writable(list(output_files(list(pred.specific), out_dir).values()), overwrite)
     maps = {"mask": pred.mask, "prob": pred.prob, "samples": pred.samples, "trustmap": pred.trustmap,
             "entropy": pred.entropy, "mutual_info": pred.mutual_info, "probe": pred.probe,
             "consensus": pred.consensus, "conflict": pred.conflict,

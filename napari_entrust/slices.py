@@ -10,6 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .normalize import normalize_case  # imported with the engine, not lazily in a worker thread
+
 
 def model_grid_shape(shape: tuple[int, int, int], spacing, model_spacing: float) -> tuple[int, int, int]:
     """Shape of the volume resampled to ``model_spacing`` mm (identity when spacings match)."""
@@ -29,8 +31,6 @@ def resample(volume: torch.Tensor, shape: tuple[int, int, int], mode: str = "tri
 
 def case_volume(case, modalities, model_spacing: float) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """The case's normalised modalities stacked (M, X, Y, Z) on the model grid, and that grid's shape."""
-    from .normalize import normalize_case
-
     normed, _ = normalize_case(case)
     grid = model_grid_shape(case.shape, case.spacing, model_spacing)
     return resample(torch.from_numpy(np.stack([normed[m] for m in modalities])), grid), grid

@@ -9,15 +9,8 @@ from napari_entrust.baselines import load_baseline, run_baseline
 from napari_entrust.benchmark_models import TRAINED_MODELS, baselines_dir, train_models
 from napari_entrust.checkpoint import recorded_sha256
 from napari_entrust.cli import main
+from napari_entrust.engine import run_to_end
 from napari_entrust.errors import EntrustError
-
-
-def _finish(gen):
-    while True:
-        try:
-            next(gen)
-        except StopIteration as done:
-            return done.value
 
 
 def test_benchmark_runs_each_method_in_its_own_process_and_writes_one_table(tmp_path, capsys):
@@ -66,11 +59,11 @@ def test_ensemble_one_at_a_time_equals_held_at_once_and_mc_dropout_varies(phanto
     case = phantom2.to_case()
     paths = [baselines_dir() / f"unet_seed{i}.pt" for i in range(2)]
     held = [load_baseline(p) for p in paths]
-    at_once = _finish(run_baseline(case, held))
-    one_by_one = _finish(run_baseline(case, lambda i: load_baseline(paths[i]), n_members=2))
+    at_once = run_to_end(run_baseline(case, held))
+    one_by_one = run_to_end(run_baseline(case, lambda i: load_baseline(paths[i]), n_members=2))
     np.testing.assert_array_equal(at_once.prob, one_by_one.prob)
     assert at_once.samples.shape[0] == 2 and (at_once.mutual_info >= 0).all()
-    single = _finish(run_baseline(case, held[:1], passes=3))  # no dropout layers active: passes agree
+    single = run_to_end(run_baseline(case, held[:1], passes=3))  # no dropout layers active: passes agree
     assert (single.samples == single.samples[0]).all()
-    mc = _finish(run_baseline(case, [load_baseline(baselines_dir() / "unet_mcdropout.pt")], passes=3))
+    mc = run_to_end(run_baseline(case, [load_baseline(baselines_dir() / "unet_mcdropout.pt")], passes=3))
     assert (mc.samples != mc.samples[0]).any() and mc.mutual_info.max() > 0
