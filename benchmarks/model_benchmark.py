@@ -66,10 +66,10 @@ def mean_row(rows: list[dict]) -> dict:
 # -- speed and memory ------------------------------------------------------------------------------
 
 def baseline_unet():
-    from monai.networks.nets import UNet
+    """The architecture of ``entrust benchmark``'s UNet baselines (untrained: only its cost matters here)."""
+    from napari_entrust.baselines import BaselineConfig, build_unet
 
-    return UNet(spatial_dims=2, in_channels=12, out_channels=3, channels=(16, 32, 64, 128), strides=(2, 2, 2),
-                num_res_units=1).eval()
+    return build_unet(BaselineConfig()).eval()
 
 
 def run_baseline(case, passes: int = 5) -> float:
@@ -254,7 +254,7 @@ def speed(args, bundle, ph) -> dict:
     print(f"\nDenoiser loop: {flops['denoiser_loop_gflops']:.1f} GFLOP/s; torch.matmul 2048²: "
           f"{flops['matmul_gflops']:.1f} GFLOP/s ({flops['fraction_of_matmul']:.0%})")
     return {"same_process": same_process, "fresh_process": fresh, "gflops": flops, "threads": torch.get_num_threads(),
-            "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, 1 residual unit), 5 passes"}
+            "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, no residual units), 5 passes"}
 
 
 if __name__ == "__main__":

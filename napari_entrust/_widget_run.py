@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 
 from ._widget_runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, layer_kind, layer_modality
@@ -18,6 +18,7 @@ from .config import SamplingConfig
 from .device import available_devices
 from .modalities import DISPLAY_NAMES, MODALITIES
 from .review import ReviewState
+from .validity import describe as describe_validity
 
 if TYPE_CHECKING:
     import napari
@@ -56,10 +57,14 @@ class EntrustWidget(Container):
         self._run_button = PushButton(text="Run")
         self._cancel_button = PushButton(text="Cancel", enabled=False)
         self._status = Label(value="")
+        self._validity_banner = Label(value="", visible=False)  # shown when the input is unlike training data
+        self._validity_banner.native.setStyleSheet(
+            "background-color: #8a3b00; color: white; padding: 4px; border-radius: 3px;")
+        self._validity_banner.native.setWordWrap(True)
         self._summary = Label(value="")
         self.extend([*self._pickers.values(), self._samples, self._steps, self._probe, self._seed, self._device,
                      self._model, Container(widgets=[self._run_button, self._cancel_button], layout="horizontal",
-                                            labels=False), self._status, self._summary])
+                                            labels=False), self._status, self._validity_banner, self._summary])
         self._runner = PredictionRunner(on_state=self._set_running, on_status=self._set_status)
         self._run_button.changed.connect(self.run)
         self._cancel_button.changed.connect(self._runner.cancel)
@@ -120,9 +125,17 @@ class EntrustWidget(Container):
             mask = self._viewer.layers["mask"]
             mask.metadata["entrust_review"] = ReviewState.start(mask.data)
             self._summary.value = summary_text(summary)
+            self._show_validity(summary["validity"])
             self._set_status("done: results are in the layer list (TrustMap and mask shown)")
 
         show_layers(self._viewer, tuples, finish)
+
+    def _show_validity(self, report: dict) -> None:
+        """Flagged inputs get a banner (and a notification) that stays until the next run."""
+        self._validity_banner.value = describe_validity(report)
+        self._validity_banner.visible = report["flagged"]
+        if report["flagged"]:
+            show_warning(describe_validity(report))
 
     def _set_running(self, running: bool) -> None:
         self._run_button.enabled = not running

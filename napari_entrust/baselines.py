@@ -41,7 +41,9 @@ class BaselineConfig:
     spacing_mm: float = 2.0
     context: int = 1  #: neighbouring slices on each side, as EnTrust's encoders see
     channels: tuple[int, ...] = (16, 32, 64, 128)
-    res_units: int = 1
+    #: 0: plain convolutions with a bare last conv. With 1, MONAI's top block ends in instance norm
+    #: over the 3 output channels; trained that way the UNet never put p(TC) or p(ET) above 0.5.
+    res_units: int = 0
     dropout: float = 0.0  #: > 0 for the MC-dropout baseline
 
     def to_dict(self) -> dict:

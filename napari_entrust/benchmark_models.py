@@ -89,7 +89,7 @@ def train_models(todo: list[TrainedModel], folder: Path, *, phantoms: int = 40, 
                  log: Callable[[str], None] | None = None) -> list[Path]:
     """Train the given models like the bundled one (same phantoms, seeds, budget) and save them."""
     from .baselines import BaselineConfig, save_baseline, train_unet
-    from .training import TrainConfig, intensity_summary, train
+    from .training import TrainConfig, checkpoint_statistics, train
     from .training_data import CALIBRATION_SEED0, TRAIN_SEED0, phantom_cases
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,8 @@ def train_models(todo: list[TrainedModel], folder: Path, *, phantoms: int = 40, 
             cfg = dataclasses.replace(ModelConfig(), **spec.overrides)
             net, head, record, _ = train(cfg, tc, train_cases, calib, device=device, progress=step, log=log)
             record.update(_provenance(spec, started))
-            digest = save_checkpoint(path, net, head, intensity_stats=intensity_summary(train_cases), training=record)
+            digest = save_checkpoint(path, net, head, training=record,
+                                     **checkpoint_statistics(net, train_cases, calib))
         else:
             raise EntrustError(f"unknown model family {spec.family!r}")
         record_sha256(path, digest)

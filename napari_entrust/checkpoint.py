@@ -67,6 +67,7 @@ class ModelBundle:
     intensity_stats: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    validity: dict = field(default_factory=dict)  #: input-validity statistics (napari_entrust.validity)
 
     def to(self, device: torch.device) -> "ModelBundle":
         self.net.to(device)
@@ -75,7 +76,8 @@ class ModelBundle:
 
 
 def save_checkpoint(path: str | os.PathLike, net: EnTrustNet, calibration: CalibrationHead, *,
-                    intensity_stats: dict | None = None, training: dict | None = None, overwrite: bool = False) -> str:
+                    intensity_stats: dict | None = None, training: dict | None = None, validity: dict | None = None,
+                    overwrite: bool = False) -> str:
     """Write a checkpoint atomically; returns its sha256."""
     import monai
 
@@ -85,6 +87,7 @@ def save_checkpoint(path: str | os.PathLike, net: EnTrustNet, calibration: Calib
         "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "calibration": {k: v.detach().cpu() for k, v in calibration.state_dict().items()},
         "intensity_stats": intensity_stats or {},
+        "validity": validity or {},
         "training": training or {},
         "versions": {"napari_entrust": __version__, "torch": str(torch.__version__), "monai": str(monai.__version__)},
     }
@@ -117,5 +120,5 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
     net.eval()
     calibration.eval()
     bundle = ModelBundle(net, calibration, cfg, Schedule(cfg), path, digest, state.get("intensity_stats", {}),
-                         state.get("training", {}), state.get("versions", {}))
+                         state.get("training", {}), state.get("versions", {}), state.get("validity", {}))
     return bundle.to(torch.device(device))

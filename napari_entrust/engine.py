@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import validity
 from .case import Case
 from .checkpoint import ModelBundle
 from .config import SamplingConfig
@@ -25,6 +26,7 @@ from .errors import Cancelled, InputError
 from .labels import REGION_LABELS, REGIONS, from_regions, to_regions
 from .slices import case_volume, context_stack, from_model_grid, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
+from .validity import ValidityReport
 
 ROI_THRESHOLD = 0.3  #: fused-head WT probability above which a voxel may be tumour
 ROI_MIN_VOXELS = 10  #: smaller candidate specks are ignored (0.08 mL at 2 mm)
@@ -58,6 +60,7 @@ class Prediction:
     conflict: np.ndarray  #: ‖F_cf‖
     specific: dict[str, np.ndarray]  #: modality -> ‖F_u,m‖
     weights: dict[str, np.ndarray]  #: modality -> w_m
+    validity: ValidityReport | None = None  #: is the input like the training data? (never silently ignored)
     summary: dict = field(default_factory=dict)
 
 
@@ -97,6 +100,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
 
     yield 0.0, "normalising"
     volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
+    checks = [validity.geometry_checks(case.shape, case.spacing)]
+    if bundle.validity:
+        checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
     timings["normalise_s"] = time.perf_counter() - t0
     nx, ny, nz = grid
     m = len(cfg.modalities)
@@ -111,7 +117,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     weights = np.zeros((m, *grid), np.float32)
     per_slice = nx * ny * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
     chunk = _slices_per_chunk(per_slice, memory_mb)
-    head_slices = torch.nonzero(volume.abs().sum(dim=(0, 1, 2)) > 0).flatten().tolist()  # slices outside the head stay 0
+    head_3d = volume.abs().sum(0) > 0
+    head_slices = torch.nonzero(head_3d.flatten(0, 1).any(0)).flatten().tolist()  # slices outside the head stay 0
+    pooled = []  # per-slice mean EnFuse features, for the input-validity check
 
     def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., nx, ny, B) without padding
         return np.moveaxis(a[..., :nx, :ny].float().cpu().numpy(), 0, -1)
@@ -124,6 +132,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
             f = net.features(x.to(device))
 
             cond[zs] = f.condition(sampling.conflict_scale)[..., :nx, :ny].float().cpu()
+            if bundle.validity:
+                full = cond[zs] if sampling.conflict_scale == 1 else f.condition()[..., :nx, :ny].float().cpu()
+                pooled.append(validity.pooled_features(full, head_3d[..., zs].permute(2, 0, 1)))
             fused_wt[..., zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
             maps["consensus"][..., zs] = unpad(f.consensus.norm(dim=1))
             maps["conflict"][..., zs] = unpad(f.conflict.norm(dim=1) * abs(sampling.conflict_scale))
@@ -131,6 +142,10 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
             weights[..., zs] = unpad(f.weights)
             yield 0.05 + 0.25 * (i + len(zs)) / len(head_slices), f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
     timings["encode_s"] = time.perf_counter() - t
+    if bundle.validity:
+        checks.append(validity.feature_check(torch.cat(pooled) if pooled else torch.zeros((0, n_cond)),
+                                             bundle.validity))
+    report = validity.report(*checks)
 
     # 2. hypotheses on the region where the fused head sees possible tumour
     t = time.perf_counter()
@@ -138,7 +153,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     prob = np.zeros((3, *grid), np.float32)
     region_samples = np.zeros((k, 3, *grid), bool)
     stats_max = {name: np.zeros(grid, np.float32) for name in ("entropy", "mutual_info", "probe")}
-    head = volume.abs().sum(0).numpy() > 0
+    head = head_3d.numpy()
     roi_mask = region_of_interest(fused_wt, head)
     known_model = None
     if fixed is not None and fixed.any():
@@ -226,10 +241,12 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         consensus=back(maps["consensus"]), conflict=back(maps["conflict"]),
         specific={mod: back(specific[i]) for i, mod in enumerate(cfg.modalities)},
         weights={mod: back(weights[i]) for i, mod in enumerate(cfg.modalities)},
+        validity=report,
     )
     pred.summary = {
         "case": case.name,
         "case_score": case_score(trust, prob_c[0], sample_ml["WT"]),
+        "validity": report.to_dict(),
         "volumes_ml": {r: {"mask": float((prob_c[i] > 0.5).sum() * voxel_ml), "mean": float(sample_ml[r].mean()),
                            "std": float(sample_ml[r].std()), "min": float(sample_ml[r].min()),
                            "max": float(sample_ml[r].max())} for i, r in enumerate(REGIONS)},

@@ -155,19 +155,37 @@ class EnTrustNet(nn.Module):
 
 
 class CalibrationHead(nn.Module):
-    """Per-voxel calibrated probability from [p̄, H(p̄), E H, MI, probe, |F_cf|] of one region channel."""
+    """Calibrated probability p̂ = σ(sign(z)·g_r(|z|)) with z = logit p̄ and g_r increasing, g_r(0) = 0.
 
-    n_inputs = 6
+    A monotone map of p̄ that is symmetric about ½, learned per region (WT, TC, ET): it keeps the
+    mask (p̂ ≥ ½ exactly where p̄ ≥ ½) and the order of voxels by uncertainty within a region, and
+    learns only how sharp the probabilities should be. g_r is piecewise linear in |z| with positive
+    slopes (identity at initialisation). A free network over all the TrustMap statistics (p̄,
+    entropies, MI, probe, |F_cf|) calibrated equally well but reordered voxels and lost the
+    conflict ranking (conflict AUROC 0.60 against 0.81 for p̄; see the model card).
+    """
 
-    def __init__(self, hidden: int = 16):
+    knots = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  #: segment ends in |logit p̄|; the last segment is open
+
+    def __init__(self, regions: int = 3):
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(self.n_inputs, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, hidden, 1),
-                                 nn.SiLU(), nn.Conv2d(hidden, 1, 1))
+        identity = math.log(math.e - 1)  # softplus(identity) == 1
+        self.raw_slopes = nn.Parameter(torch.full((regions, len(self.knots) + 1), identity))
+
+    def slopes(self) -> torch.Tensor:
+        """(regions, segments) positive slopes of g_r."""
+        return F.softplus(self.raw_slopes)
 
     def forward(self, stats: torch.Tensor) -> torch.Tensor:
-        """stats: (B, 3, n_inputs, H, W) -> calibrated logits (B, 3, H, W)."""
-        b, r, k, h, w = stats.shape
-        return self.net(stats.reshape(b * r, k, h, w)).reshape(b, r, h, w)
+        """stats: (B, 3, n, H, W) TrustMap statistics, p̄ first -> calibrated logits (B, 3, H, W)."""
+        z = torch.logit(stats[:, :, 0].clamp(1e-6, 1 - 1e-6))
+        size = z.abs()
+        edges = (0.0, *self.knots, math.inf)
+        slopes = self.slopes()
+        g = torch.zeros_like(z)
+        for i in range(len(edges) - 1):
+            g = g + slopes[:, i, None, None] * (size - edges[i]).clamp(0.0, edges[i + 1] - edges[i])
+        return torch.sign(z) * g
 
 
 # ----------------------------------------------------------------------------------------------

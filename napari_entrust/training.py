@@ -173,18 +173,20 @@ def calibration_statistics(net: EnTrustNet, cases: list[TrainingCase], tc: Train
 
 def train_calibration(head: CalibrationHead, stats: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor,
                       tc: TrainConfig, ctx: DistributedContext) -> list[float]:
-    """Fit the calibration head (BCE inside the brain) on precomputed statistics."""
+    """Fit the calibration head (BCE inside the brain) on all precomputed statistics at once.
+
+    The head has a few parameters per region, so full-batch steps converge in a few hundred
+    iterations and the fit does not depend on which crops a minibatch happened to draw.
+    """
     model = head.to(ctx.device).train()
     if ctx.world > 1:
         model = DistributedDataParallel(head)
-    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(tc.seed + ctx.rank)
+    opt = torch.optim.Adam(head.parameters(), lr=0.05)
+    s, y, m = stats.to(ctx.device), targets.to(ctx.device), masks.to(ctx.device)
+    weight = m[:, None].expand_as(y) / (3 * m.sum() + 1)
     losses = []
     for _ in range(tc.calibration_iterations):
-        idx = torch.randint(0, stats.shape[0], (min(16, stats.shape[0]),), generator=gen)
-        s, y, m = stats[idx].to(ctx.device), targets[idx].to(ctx.device), masks[idx].to(ctx.device)
-        logits = model(s)
-        loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * m[:, None]).sum() / (3 * m.sum() + 1)
+        loss = F.binary_cross_entropy_with_logits(model(s), y, weight=weight, reduction="sum")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -206,12 +208,24 @@ def intensity_summary(cases: list[TrainingCase]) -> dict:
     return out
 
 
+def checkpoint_statistics(net: EnTrustNet, train_cases: list[TrainingCase], reference_cases: list[TrainingCase],
+                          progress: Progress | None = None) -> dict:
+    """What a checkpoint stores about its data: intensity summary and input-validity statistics."""
+    from .validity import fit_validity
+
+    return {"intensity_stats": intensity_summary(train_cases),
+            "validity": fit_validity(net, [c.images for c in train_cases], [c.images for c in reference_cases],
+                                     net.cfg.modalities, progress)}
+
+
 def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCase],
           calibration_cases: list[TrainingCase], *, device: torch.device, init: dict | None = None,
-          progress: Progress | None = None, log: Callable[[str], None] | None = None):
+          backbone: bool = True, progress: Progress | None = None, log: Callable[[str], None] | None = None):
     """Train a model; returns (net, calibration head, training record, distributed context).
 
     ``init``: ``{"net": state dict, "calibration": state dict}`` to start from (fine-tuning).
+    ``backbone=False`` keeps the backbone of ``init`` and fits a new calibration head (recalibration
+    on a new site's cases).
     """
     ctx = distributed_context(device)
     torch.manual_seed(tc.seed)
@@ -219,10 +233,13 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCas
     head = CalibrationHead()
     if init is not None:
         net.load_state_dict(init["net"])
-        head.load_state_dict(init["calibration"])
+        if backbone:  # fine-tuning continues from the old head; recalibration refits it from scratch
+            head.load_state_dict(init["calibration"])
+    elif not backbone:
+        raise ValueError("refitting only the calibration head needs an initial model")
     start = time.perf_counter()
     with torch.enable_grad():  # whatever the caller set globally (e.g. after inference in the same process)
-        history = train_backbone(net, train_cases, tc, ctx, progress, log)
+        history = train_backbone(net, train_cases, tc, ctx, progress, log) if backbone else []
         backbone_s = time.perf_counter() - start
         for p in net.parameters():
             p.requires_grad_(False)
@@ -232,8 +249,9 @@ def train(model_cfg: ModelConfig, tc: TrainConfig, train_cases: list[TrainingCas
             p.requires_grad_(True)
     record = {
         "train_config": asdict(tc), "world_size": ctx.world, "device": str(ctx.device),
-        "train_cases": [c.name for c in train_cases], "calibration_cases": [c.name for c in calibration_cases],
+        "train_cases": [c.name for c in train_cases] if backbone else [], "calibration_cases": [c.name for c in calibration_cases],
         "history": history, "calibration_loss_first_last": [cal_losses[0], cal_losses[-1]] if cal_losses else [],
+        "calibration_slopes": head.slopes().detach().cpu().tolist(),
         "backbone_seconds": round(backbone_s, 1), "total_seconds": round(time.perf_counter() - start, 1),
     }
     if log and ctx.main:

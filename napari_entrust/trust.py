@@ -2,9 +2,10 @@
 
 For each region channel: p̄ (mean of the hypotheses), total entropy H(p̄), expected entropy
 E_k H(p_k) (aleatoric), mutual information MI = H(p̄) − E_k H(p_k) (epistemic), the probe
-sensitivity (how much p̄ moves when F_cf is scaled by 1 ± ε) and |F_cf|. A calibration head maps
-these to a calibrated probability p̂; the TrustMap is 1 − |2p̂ − 1| (1 = a coin flip), taken as
-the maximum over WT, TC and ET.
+sensitivity (how much p̄ moves when F_cf is scaled by 1 ± ε) and |F_cf|; all are written as
+layers. The calibration head maps p̄ to a calibrated probability p̂ by a monotone map learned per
+region (so the mask and the order of voxels by uncertainty stay those of p̄); the TrustMap is
+1 − |2p̂ − 1| (1 = a coin flip), taken as the maximum over WT, TC and ET.
 """
 
 from __future__ import annotations

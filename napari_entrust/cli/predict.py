@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..checkpoint import load_checkpoint
@@ -14,6 +15,7 @@ from ..errors import EntrustError
 from ..io import load_case
 from ..nifti import check_writable
 from ..outputs import output_files, write_prediction
+from ..validity import describe as describe_validity
 from ._args import add_case_arguments, add_overwrite_argument, case_source, int_at_least, load_kwargs, progress_bar
 
 
@@ -71,5 +73,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{case.name}: case score {s['case_score']['score']:.3f}  "
           + "  ".join(f"{r} {v['mask']:.1f} mL (hypotheses {v['mean']:.1f} ± {v['std']:.1f})" for r, v in vol.items()))
     print(f"  {s['timings_s']['total_s']:.1f} s on {s['device']}; {len(files)} files in {args.out}")
+    print(describe_validity(s["validity"]), file=sys.stderr if s["validity"]["flagged"] else sys.stdout)
     print(json.dumps(s["timings_s"]))
     return 0

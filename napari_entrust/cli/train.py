@@ -13,12 +13,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, record_sha256, save_checkpoint
 from ..config import ModelConfig
 from ..device import DEVICE_CHOICES, resolve_device
 from ..errors import EntrustError
 from ..nifti import check_writable
-from ..training import TrainConfig, intensity_summary, train
+from ..training import TrainConfig, checkpoint_statistics, train
 from ..training_data import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, phantom_cases
 from ._args import add_overwrite_argument, int_at_least, progress_bar
 
@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration-iterations", type=int_at_least(1), default=TrainConfig.calibration_iterations)
     p.add_argument("--calibration-slices", type=int_at_least(4), default=TrainConfig.calibration_slices)
     p.add_argument("--init", type=Path, metavar="CKPT", help="start from this checkpoint (fine-tune on a new site)")
+    p.add_argument("--calibrate-only", action="store_true",
+                   help="with --init: keep its backbone; refit the calibration head on the calibration cases "
+                        "(and the input statistics on the training cases)")
     p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
                    help="model config overrides, e.g. conflict_branch=false independence=hsic")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -71,12 +74,15 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    init = None
+    init, previous = None, None
     base = ModelConfig()
+    if args.calibrate_only and not args.init:
+        raise EntrustError("--calibrate-only refits the calibration head of an existing model: give --init CKPT")
     if args.init:
         bundle = load_checkpoint(args.init)
         base = bundle.config
         init = {"net": bundle.net.state_dict(), "calibration": bundle.calibration.state_dict()}
+        previous = bundle
     cfg = _parse_overrides(args.config, base)
     if init is not None and cfg != base:
         raise EntrustError("--config cannot change the architecture of an --init checkpoint")
@@ -99,16 +105,25 @@ def run(args: argparse.Namespace) -> int:
     bar = progress_bar("training")
     started = time.time()
     try:
-        net, head, record, ctx = train(cfg, tc, train_cases, calib_cases, device=device, init=init, progress=bar,
+        net, head, record, ctx = train(cfg, tc, train_cases, calib_cases, device=device, init=init,
+                                       backbone=not args.calibrate_only, progress=bar,
                                        log=lambda line: print(line, file=sys.stderr, flush=True))
     finally:
         bar.close()
     record.update({"command": " ".join(["entrust", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None,
                    "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
                    "init": str(args.init) if args.init else None, "threads": torch.get_num_threads()})
+    if args.calibrate_only:  # the backbone's own record (its command, data and time) stays with it
+        record["backbone_training"] = previous.training.get("backbone_training", previous.training)
     if ctx.main:
-        digest = save_checkpoint(args.out, net, head, intensity_stats=intensity_summary(train_cases),
-                                 training=record, overwrite=args.overwrite)
+        bar = progress_bar("input statistics")
+        try:
+            statistics = checkpoint_statistics(net, train_cases, calib_cases, bar)
+        finally:
+            bar.close()
+        digest = save_checkpoint(args.out, net, head, training=record, overwrite=args.overwrite, **statistics)
+        if (args.out.parent / "SHA256SUMS").exists():  # a folder whose checksums are checked on load
+            record_sha256(args.out, digest)
         print(f"wrote {args.out} (sha256 {digest}) after {record['total_seconds']} s")
     if ctx.world > 1:
         torch.distributed.barrier()
