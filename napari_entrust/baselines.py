@@ -29,7 +29,7 @@ from .labels import from_regions
 from .modalities import MODALITIES
 from .nifti import atomic_write
 from .provenance import sha256_of
-from .slices import case_volume, context_stack, from_model_grid, pad_to_multiple
+from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple
 from .trust import binary_entropy, trustmap
 
 KIND = "unet-baseline"
@@ -176,7 +176,7 @@ def run_baseline(case: Case, members: Sequence[Baseline] | Callable[[int], Basel
     yield 0.0, "normalising"
     volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
     nx, ny, nz = grid
-    head_slices = torch.nonzero(volume.abs().sum(dim=(0, 1, 2)) > 0).flatten().tolist()
+    _, head_slices = head_voxels(volume)
     runs = n * passes
     probs = np.zeros((runs, 3, *grid), np.float32)
     multiple = 2 ** (len(cfg.channels) - 1)

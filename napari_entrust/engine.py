@@ -24,7 +24,7 @@ from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
 from .labels import REGION_LABELS, REGIONS, from_regions, to_regions
-from .slices import case_volume, context_stack, from_model_grid, pad_to_multiple, resample
+from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
 from .validity import ValidityReport
 
@@ -117,8 +117,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     weights = np.zeros((m, *grid), np.float32)
     per_slice = nx * ny * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
     chunk = _slices_per_chunk(per_slice, memory_mb)
-    head_3d = volume.abs().sum(0) > 0
-    head_slices = torch.nonzero(head_3d.flatten(0, 1).any(0)).flatten().tolist()  # slices outside the head stay 0
+    head_3d, head_slices = head_voxels(volume)  # slices outside the head stay 0
     pooled = []  # per-slice mean EnFuse features, for the input-validity check
 
     def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., nx, ny, B) without padding

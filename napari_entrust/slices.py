@@ -36,6 +36,12 @@ def case_volume(case, modalities, model_spacing: float) -> tuple[torch.Tensor, t
     return resample(torch.from_numpy(np.stack([normed[m] for m in modalities])), grid), grid
 
 
+def head_voxels(volume: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """(M, X, Y, Z) normalised volume -> head mask (X, Y, Z) and the slices that hold any head (the rest stay 0)."""
+    head = volume.abs().sum(0) > 0
+    return head, torch.nonzero(head.flatten(0, 1).any(0)).flatten().tolist()
+
+
 def from_model_grid(a: np.ndarray, grid, shape) -> np.ndarray:
     """(..., *grid) float array -> (..., *shape) on the case grid (trilinear; identity when equal)."""
     if tuple(grid) == tuple(shape):

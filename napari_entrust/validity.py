@@ -4,11 +4,12 @@ A segmentation of an input unlike the training data can look confident and be wr
 prediction is checked, never silently: the scan's geometry (voxel size, field of view), each
 modality's intensity histogram inside the head, the contrast between modalities (is there any
 enhancement on T1ce?), and the distance of the case's pooled EnFuse features from the training
-features (Mahalanobis, Ledoit-Wolf covariance). The limits come from cases the backbone never
-trained on (the calibration split), so an unseen case from the training distribution passes.
+features (Mahalanobis, Ledoit-Wolf covariance). The histogram and contrast limits are the
+widest seen over the training and calibration cases; the feature limit comes from the calibration
+cases alone, which the backbone never trained on, so an unseen training-like case passes.
 
 Each check gives ``excess`` = how far beyond its limit the case is, relative to the limit (0 when
-within). Its score is exp(−2·excess); the validity score is the lowest check score, and a check
+within, at most :data:`MAX_EXCESS`). Its score is exp(−2·excess); the validity score is the lowest check score, and a check
 whose excess is above :data:`FLAG_EXCESS` adds a reason. Statistics are fitted with
 :func:`fit_validity` at training time and stored in the checkpoint.
 """
@@ -22,20 +23,18 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from .slices import context_stack, pad_to_multiple
+from .modalities import DISPLAY_NAMES
+from .slices import context_stack, head_voxels, pad_to_multiple
 
 HISTOGRAM_RANGE = (-0.5, 2.0)  #: normalised intensities (head percentiles 0.5 / 99.5 → 0 / 1)
 HISTOGRAM_BINS = 32
 ENHANCEMENT_MARGIN = 0.25  #: T1ce − T1 above this (normalised units) counts as enhancing
 HISTOGRAM_FLOOR = 0.05  #: histogram distances below 5 % of voxels are never flagged
 FLAG_EXCESS = 0.25  #: a check more than 25 % beyond its limit is reported
+MAX_EXCESS = 100.0  #: excess is capped so summary.json stays finite (valid JSON)
 MIN_SLICE_VOXELS = 200  #: slices with fewer head voxels are not pooled
 SPACING_MM = (0.3, 7.0)  #: plausible voxel sizes
 HEAD_EXTENT_MM = (90.0, 320.0)  #: plausible field of view of a head along its largest axis
-
-#: labels the reasons use for the modalities the bundled model knows
-MODALITY_NAMES = {"t1": "T1", "t1ce": "T1ce", "t2": "T2", "flair": "FLAIR"}
-
 
 @dataclass
 class ValidityReport:
@@ -51,7 +50,7 @@ class ValidityReport:
 
 
 def _name(modality: str) -> str:
-    return MODALITY_NAMES.get(modality, modality)
+    return DISPLAY_NAMES.get(modality, modality)
 
 
 def histogram(values: np.ndarray) -> np.ndarray:
@@ -65,20 +64,22 @@ def total_variation(p: np.ndarray, q: np.ndarray) -> float:
     return 0.5 * float(np.abs(np.asarray(p) - np.asarray(q)).sum())
 
 
-def enhancement(volume: np.ndarray, modalities: Sequence[str]) -> float | None:
+def enhancement(volume: np.ndarray, modalities: Sequence[str], head: np.ndarray) -> float | None:
     """Share of head voxels brighter on T1ce than on T1 by more than the margin (None without both)."""
+    modalities = list(modalities)
     if "t1" not in modalities or "t1ce" not in modalities:
         return None
-    t1, t1ce = volume[list(modalities).index("t1")], volume[list(modalities).index("t1ce")]
-    head = volume.any(0)
-    return float(((t1ce - t1) > ENHANCEMENT_MARGIN)[head].mean()) if head.any() else 0.0
+    if not head.any():
+        return 0.0
+    t1, t1ce = volume[modalities.index("t1")][head], volume[modalities.index("t1ce")][head]
+    return float(((t1ce - t1) > ENHANCEMENT_MARGIN).mean())
 
 
 def intensity_descriptors(volume: np.ndarray, modalities: Sequence[str]) -> dict:
     """Histograms per modality and the T1ce enhancement of a normalised (M, X, Y, Z) volume."""
     head = volume.any(0)
     return {"histograms": {m: histogram(volume[i][head]) for i, m in enumerate(modalities)},
-            "enhancement": enhancement(volume, modalities)}
+            "enhancement": enhancement(volume, modalities, head)}
 
 
 def pooled_features(condition: torch.Tensor, head: torch.Tensor) -> torch.Tensor:
@@ -92,8 +93,7 @@ def pooled_features(condition: torch.Tensor, head: torch.Tensor) -> torch.Tensor
 
 def case_features(net, volume: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """Pooled EnFuse features of every slice of a normalised (M, X, Y, Z) volume (what the engine pools)."""
-    head = volume.abs().sum(0) > 0  # (X, Y, Z)
-    slices = torch.nonzero(head.flatten(0, 1).any(0)).flatten().tolist()
+    head, slices = head_voxels(volume)
     device = next(net.parameters()).device
     out = []
     with torch.inference_mode():
@@ -116,7 +116,7 @@ def mahalanobis_median(features: torch.Tensor | np.ndarray, mean: np.ndarray, pr
 
 def fit_validity(net, train_volumes: Iterable[np.ndarray], reference_volumes: Iterable[np.ndarray],
                  modalities: Sequence[str], progress: Callable[[float, str], None] | None = None) -> dict:
-    """Statistics for :func:`check_validity`, stored in the checkpoint.
+    """Statistics for the checks below (stored in the checkpoint as ``validity``).
 
     Mean histograms and the feature mean/covariance come from the training volumes; the limits of
     histograms and contrast from all volumes; the feature limit from the reference (calibration)
@@ -156,10 +156,7 @@ def fit_validity(net, train_volumes: Iterable[np.ndarray], reference_volumes: It
 
 def _check(value: float, limit: float, above: bool = True) -> dict:
     """Excess beyond a limit, relative to it (``above``: larger values are worse)."""
-    if above:
-        excess = max(0.0, value - limit) / max(limit, 1e-6)
-    else:
-        excess = max(0.0, limit - value) / max(limit, 1e-6)
+    excess = min(MAX_EXCESS, max(0.0, value - limit if above else limit - value) / max(limit, 1e-6))
     return {"value": round(float(value), 4), "limit": round(float(limit), 4), "excess": round(float(excess), 3)}
 
 
@@ -169,13 +166,13 @@ def geometry_checks(shape: Sequence[int], spacing: Sequence[float]) -> tuple[dic
     spacing = [float(s) for s in spacing]
     worst = max(max(SPACING_MM[0] / s, s / SPACING_MM[1]) for s in spacing)
     checks["voxel_size"] = {"value": [round(s, 3) for s in spacing], "limit": list(SPACING_MM),
-                            "excess": round(max(0.0, worst - 1.0), 3)}
+                            "excess": round(min(MAX_EXCESS, max(0.0, worst - 1.0)), 3)}
     if checks["voxel_size"]["excess"] > FLAG_EXCESS:
         reasons.append(f"voxel size {' × '.join(f'{s:.2g}' for s in spacing)} mm is unusual for a brain MRI "
                        f"(expected {SPACING_MM[0]}–{SPACING_MM[1]} mm)")
     extent = max(n * s for n, s in zip(shape, spacing))
     lo, hi = HEAD_EXTENT_MM
-    excess = max(0.0, lo / extent - 1.0, extent / hi - 1.0)
+    excess = min(MAX_EXCESS, max(0.0, lo / extent - 1.0, extent / hi - 1.0))
     checks["field_of_view"] = {"value": round(extent, 1), "limit": [lo, hi], "excess": round(excess, 3)}
     if excess > FLAG_EXCESS:
         reasons.append(f"field of view {extent:.0f} mm is unlike a head ({lo:.0f}–{hi:.0f} mm): is this a brain scan?")
@@ -207,7 +204,7 @@ def feature_check(features: torch.Tensor | np.ndarray, stats: dict) -> tuple[dic
     """Distance of the pooled EnFuse features from the training features."""
     d = mahalanobis_median(features, np.asarray(stats["feature_mean"]), np.asarray(stats["feature_precision"]))
     if not math.isfinite(d):
-        return {"features": {"value": None, "limit": stats["feature_limit"], "excess": math.inf}}, \
+        return {"features": {"value": None, "limit": stats["feature_limit"], "excess": MAX_EXCESS}}, \
             ["no slice has enough head voxels to compare the model's features with training data"]
     c = _check(d, stats["feature_limit"])
     reasons = []
