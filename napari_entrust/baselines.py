@@ -80,7 +80,8 @@ def train_unet(cfg: BaselineConfig, tc, cases, *, device: torch.device, progress
     """Train one UNet like EnTrust's backbone (BCE on the rater drawn this epoch); returns (net, record)."""
     import time
 
-    from .training import distributed_context, optimise
+    from .distributed import distributed_context
+    from .training import optimise
 
     ctx = distributed_context(device)
     torch.manual_seed(tc.seed)

@@ -110,25 +110,9 @@ def load_prediction(folder: str | Path) -> PredictionFiles:
         convention = "auto"
     mask, affine = _read_labels_ras(mask_path, convention)
 
-    def optional(name: str, ndim: int, channels: int | None = None) -> np.ndarray | None:
-        p = folder / f"{name}.nii.gz"
-        if not p.exists():
-            return None
-        vol = read_nifti(p, ndim=ndim, dtype=None if name == "samples" else np.float32)
-        data, aff = geometry.to_canonical(vol.data, vol.affine)
-        if not geometry.same_grid(data.shape, aff, mask.shape, affine):
-            raise InputError(p, f"is not on the grid of {mask_path.name}")
-        if ndim == 4:
-            data = np.moveaxis(data, -1, 0)
-            if channels is not None and data.shape[0] != channels:
-                raise InputError(p, f"has {data.shape[0]} volumes; expected {channels} (WT, TC, ET)")
-        if name != "samples" and not np.isfinite(data).all():
-            raise InputError(p, "contains NaN/Inf voxels")
-        return data
-
-    prob = optional("prob", 4, 3)
-    trust = optional("trustmap", 3)
-    samples = optional("samples", 4)
+    prob = read_output_map(folder, "prob", mask.shape, affine, channels=3)
+    trust = read_output_map(folder, "trustmap", mask.shape, affine)
+    samples = read_output_map(folder, "samples", mask.shape, affine, channels=-1)
     if samples is not None:
         values = {int(v) for v in np.unique(samples)}
         conv = convention if convention != "auto" else guess_convention(values, "")
@@ -137,6 +121,29 @@ def load_prediction(folder: str | Path) -> PredictionFiles:
             raise InputError(folder / "samples.nii.gz", f"holds label values {unexpected} that {conv} does not define")
         samples = to_internal(samples, conv)
     return PredictionFiles(folder, mask, affine, prob, trust, samples, summary)
+
+
+def read_output_map(folder: Path, name: str, shape, affine: np.ndarray, *, channels: int | None = None
+                    ) -> np.ndarray | None:
+    """``folder/NAME.nii.gz`` in RAS+ (channels first), checked to lie on the mask's grid; None if absent.
+
+    ``channels``: None for a 3-D map, a count for a 4-D stack that must have it, -1 for any count
+    (``samples``, kept in its stored integer type).
+    """
+    p = folder / f"{name}.nii.gz"
+    if not p.exists():
+        return None
+    vol = read_nifti(p, ndim=3 if channels is None else 4, dtype=None if name == "samples" else np.float32)
+    data, aff = geometry.to_canonical(vol.data, vol.affine)
+    if not geometry.same_grid(data.shape[:3], aff, shape, affine):
+        raise InputError(p, f"is not on the grid of {PREDICTION_FILE}")
+    if channels is not None:
+        data = np.moveaxis(data, -1, 0)
+        if channels > 0 and data.shape[0] != channels:
+            raise InputError(p, f"has {data.shape[0]} volumes; expected {channels}")
+    if name != "samples" and not np.isfinite(data).all():
+        raise InputError(p, "contains NaN/Inf voxels")
+    return data
 
 
 def _regions_per_sample(labels: np.ndarray) -> np.ndarray:

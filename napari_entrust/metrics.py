@@ -25,19 +25,28 @@ QU_BRATS_POINTS = 40  #: uncertainty thresholds of the QU-BraTS score (as in the
 
 # -- overlap -------------------------------------------------------------------------------------
 
+def dice(pred_regions: np.ndarray, gt_regions: np.ndarray) -> dict[str, float]:
+    """Dice per region (MONAI); both empty counts as 1."""
+    from monai.metrics import compute_dice
+
+    p = torch.from_numpy(np.ascontiguousarray(pred_regions, dtype=np.float32))[None]
+    g = torch.from_numpy(np.ascontiguousarray(gt_regions, dtype=np.float32))[None]
+    values = compute_dice(p, g, include_background=True, ignore_empty=False)[0].tolist()
+    return {r: float(v) for r, v in zip(REGIONS, values)}
+
+
 def dice_hd95(pred_regions: np.ndarray, gt_regions: np.ndarray, spacing) -> dict[str, float]:
     """Dice and 95th-percentile Hausdorff distance (mm) per region (MONAI).
 
     Both empty: Dice 1, HD95 0. One empty: Dice 0, HD95 NaN (undefined; counted separately).
     """
-    from monai.metrics import compute_dice, compute_hausdorff_distance
+    from monai.metrics import compute_hausdorff_distance
 
     p = torch.from_numpy(np.ascontiguousarray(pred_regions, dtype=np.float32))[None]
     g = torch.from_numpy(np.ascontiguousarray(gt_regions, dtype=np.float32))[None]
-    dice = compute_dice(p, g, include_background=True, ignore_empty=False)[0].tolist()
     out = {}
-    for i, r in enumerate(REGIONS):
-        out[f"dice_{r}"] = float(dice[i])
+    for i, (r, d) in enumerate(dice(pred_regions, gt_regions).items()):
+        out[f"dice_{r}"] = d
         if not pred_regions[i].any() and not gt_regions[i].any():
             out[f"hd95_{r}"] = 0.0
         elif not pred_regions[i].any() or not gt_regions[i].any():

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import geometry
 from .case import Case
 from .engine import Prediction
+from .errors import InputError
 from .labels import from_internal
 from .nifti import atomic_write, check_writable
+from .validity import ValidityReport
 
 
 def output_files(modalities, out_dir: Path) -> dict[str, Path]:
@@ -70,3 +73,35 @@ def write_prediction(case: Case, pred: Prediction, out_dir: str | Path, *, overw
             **{f"specific_{m}": v for m, v in pred.specific.items()},
             **{f"weights_{m}": v for m, v in pred.weights.items()}}
     return write_arrays(case, maps, out_dir, pred.summary, overwrite=overwrite, label_convention=label_convention)
+
+
+def read_prediction(out_dir: str | Path, case: Case) -> Prediction:
+    """Read back what :func:`write_prediction` wrote for ``case`` (e.g. to review a worklist case later).
+
+    Every file must exist and lie on the case's reference grid; a missing or foreign file is an
+    :class:`InputError` naming it.
+    """
+    from .evaluation import load_prediction, read_output_map
+
+    out_dir = Path(out_dir)
+    saved = load_prediction(out_dir)  # mask, prob, trustmap, samples and summary, checked against each other
+    if not geometry.same_grid(saved.mask.shape, saved.affine, case.shape, case.affine):
+        raise InputError(out_dir / "mask.nii.gz", f"is not on the grid of case {case.name} ({case.grid.path})")
+    modalities = list(case.modalities)
+    names = [n for n in output_files(modalities, out_dir) if n not in ("mask", "prob", "trustmap", "samples", "summary")]
+    maps = {}
+    for name in names:
+        data = read_output_map(out_dir, name, saved.mask.shape, saved.affine)
+        if data is None:
+            raise InputError(out_dir / f"{name}.nii.gz", "is missing; the prediction folder is incomplete")
+        maps[name] = data
+    for name, data in (("prob", saved.prob), ("trustmap", saved.trustmap), ("samples", saved.samples)):
+        if data is None:
+            raise InputError(out_dir / f"{name}.nii.gz", "is missing; the prediction folder is incomplete")
+    report = saved.summary.get("validity")
+    return Prediction(
+        mask=saved.mask, prob=saved.prob, samples=saved.samples.astype(np.uint8), trustmap=saved.trustmap,
+        entropy=maps["entropy"], mutual_info=maps["mutual_info"], probe=maps["probe"],
+        consensus=maps["consensus"], conflict=maps["conflict"],
+        specific={m: maps[f"specific_{m}"] for m in modalities}, weights={m: maps[f"weights_{m}"] for m in modalities},
+        validity=ValidityReport(**report) if report else None, summary=saved.summary)

@@ -7,18 +7,17 @@ writes the checkpoint.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from .config import ModelConfig
+from .distributed import DistributedContext, distributed_context
 from .diffusion import Schedule, sample, slice_noise, to_signed
 from .model import CalibrationHead, EnTrustNet, independence_loss
 from .modalities import MODALITIES
@@ -45,31 +44,6 @@ class TrainConfig:
     calibration_steps: int = 10
     probe_strength: float = 0.2
     log_every: int = 50
-
-
-@dataclass
-class DistributedContext:
-    rank: int = 0
-    world: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def distributed_context(device: torch.device) -> DistributedContext:
-    """Join the process group torchrun set up (if any): gloo on CPU, nccl on CUDA."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistributedContext(0, 1, device)
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    rank = dist.get_rank()
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
-    return DistributedContext(rank, dist.get_world_size(), device)
 
 
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ import torch
 
 from napari_entrust.config import ModelConfig
 from napari_entrust.model import EnTrustNet
-from napari_entrust.training import TrainConfig, distributed_context, train_backbone
+from napari_entrust.distributed import distributed_context
+from napari_entrust.training import TrainConfig, train_backbone
 from napari_entrust.training_data import TrainingCase
 
 

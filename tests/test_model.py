@@ -98,7 +98,8 @@ def test_trust_statistics_match_hand_computed_values():
 
 
 def test_calibration_head_keeps_the_mask_and_the_uncertainty_order_and_learns_sharpness():
-    from napari_entrust.training import DistributedContext, TrainConfig, train_calibration
+    from napari_entrust.distributed import DistributedContext
+    from napari_entrust.training import TrainConfig, train_calibration
 
     head = CalibrationHead()
     p = torch.linspace(0.01, 0.99, 99)

@@ -7,9 +7,9 @@ import sys
 
 from .. import __version__
 from ..errors import EntrustError
-from . import benchmark, evaluate, info, predict, sample, train
+from . import benchmark, evaluate, explain, info, predict, sample, train
 
-COMMANDS = (sample, info, predict, train, evaluate, benchmark)
+COMMANDS = (sample, info, predict, explain, train, evaluate, benchmark)
 
 
 def build_parser() -> argparse.ArgumentParser:

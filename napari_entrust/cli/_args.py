@@ -44,6 +44,46 @@ def load_kwargs(args: argparse.Namespace) -> dict:
     return {"labels": args.labels, "reference": args.reference, "label_convention": args.label_convention}
 
 
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
+    return value
+
+
+def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
+    """K, S, ε, η, seed, device, model and memory budget: how ``predict`` and ``explain`` run the model."""
+    from ..device import DEVICE_CHOICES
+
+    p.add_argument("--samples", "-k", type=int_at_least(1), default=8, help="hypotheses K (default 8)")
+    p.add_argument("--steps", "-s", type=int_at_least(1), default=10, help="DDIM steps S (default 10)")
+    p.add_argument("--probe-strength", type=_fraction, default=0.2, metavar="EPS",
+                   help="conflict probe strength ε in [0, 1): F_cf scaled by 1 ± ε (default 0.2)")
+    p.add_argument("--eta", type=float, default=1.0, help="DDIM stochasticity η in [0, 1] (default 1)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto (cuda, mps, cpu) or one of them")
+    p.add_argument("--model", type=Path, metavar="CKPT", help="checkpoint (default: the bundled model)")
+    p.add_argument("--memory-mb", type=int_at_least(64), default=1024, help="working-memory budget (default 1024)")
+
+
+def sampling_config(args: argparse.Namespace):
+    """The :class:`SamplingConfig` of parsed :func:`add_sampling_arguments`, validated."""
+    from ..config import SamplingConfig
+    from ..errors import EntrustError
+
+    sampling = SamplingConfig(samples=args.samples, steps=args.steps, eta=args.eta,
+                              probe_strength=args.probe_strength, seed=args.seed,
+                              probe_steps=min(2, args.steps - 1) if args.steps > 1 else 0)
+    try:
+        sampling.validate()
+    except ValueError as exc:
+        raise EntrustError(str(exc)) from None
+    return sampling
+
+
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 

@@ -1,4 +1,9 @@
-"""``entrust predict CASE --out DIR``: segment a case and write the mask, hypotheses and TrustMap."""
+"""``entrust predict CASE --out DIR``: segment a case and write the mask, hypotheses and TrustMap.
+
+Given a folder of cases instead, every case goes to ``DIR/<case>/`` and ``DIR/worklist.csv`` lists
+them riskiest first (see :mod:`napari_entrust.worklist`); under ``torchrun`` the cases are shared
+out over the ranks.
+"""
 
 from __future__ import annotations
 
@@ -9,24 +14,17 @@ from pathlib import Path
 
 from ..checkpoint import load_checkpoint
 from ..config import SamplingConfig
-from ..device import DEVICE_CHOICES, resolve_device
+from ..device import resolve_device
+from ..distributed import distributed_context, finish, gather_lists
 from ..engine import predict_case
 from ..errors import EntrustError
 from ..io import load_case
 from ..nifti import check_writable
 from ..outputs import output_files, write_prediction
 from ..validity import describe as describe_validity
-from ._args import add_case_arguments, add_overwrite_argument, case_source, int_at_least, load_kwargs, progress_bar
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {value}")
-    return value
+from .. import worklist
+from ._args import (add_case_arguments, add_overwrite_argument, add_sampling_arguments, case_source, load_kwargs,
+                    progress_bar, sampling_config)
 
 
 def add_parser(sub) -> None:
@@ -34,16 +32,9 @@ def add_parser(sub) -> None:
                        description="Run EnTrust on a case and write NIfTI outputs on the reference input's grid "
                                    "plus summary.json.")
     add_case_arguments(p)
-    p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output folder")
-    p.add_argument("--samples", "-k", type=int_at_least(1), default=8, help="hypotheses K (default 8)")
-    p.add_argument("--steps", "-s", type=int_at_least(1), default=10, help="DDIM steps S (default 10)")
-    p.add_argument("--probe-strength", type=_fraction, default=0.2, metavar="EPS",
-                   help="conflict probe strength ε in [0, 1): F_cf scaled by 1 ± ε (default 0.2)")
-    p.add_argument("--eta", type=float, default=1.0, help="DDIM stochasticity η in [0, 1] (default 1)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
-    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto (cuda, mps, cpu) or one of them")
-    p.add_argument("--model", type=Path, metavar="CKPT", help="checkpoint (default: the bundled model)")
-    p.add_argument("--memory-mb", type=int_at_least(64), default=1024, help="working-memory budget (default 1024)")
+    p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR",
+                   help="output folder (for a folder of cases: one sub-folder per case, plus worklist.csv)")
+    add_sampling_arguments(p)
     p.add_argument("--label-values", choices=("brats2021", "brats2023"), default="brats2021",
                    help="label values of the written masks (default brats2021: ET = 4)")
     add_overwrite_argument(p)
@@ -51,14 +42,11 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    sampling = SamplingConfig(samples=args.samples, steps=args.steps, eta=args.eta,
-                              probe_strength=args.probe_strength, seed=args.seed,
-                              probe_steps=min(2, args.steps - 1) if args.steps > 1 else 0)
-    try:
-        sampling.validate()
-    except ValueError as exc:
-        raise EntrustError(str(exc)) from None
-    case = load_case(case_source(args), **load_kwargs(args))
+    sampling = sampling_config(args)
+    source = case_source(args)
+    if isinstance(source, Path) and worklist.is_case_collection(source):
+        return run_folder(args, source, sampling)
+    case = load_case(source, **load_kwargs(args))
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
     check_writable(list(output_files(bundle.config.modalities, args.out).values()), args.overwrite)
@@ -76,3 +64,45 @@ def run(args: argparse.Namespace) -> int:
     print(describe_validity(s["validity"]), file=sys.stderr if s["validity"]["flagged"] else sys.stdout)
     print(json.dumps(s["timings_s"]))
     return 0
+
+
+def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig) -> int:
+    """Every case of ``folder`` (sharded over torchrun ranks), then the worklist on rank 0."""
+    if args.labels:
+        raise EntrustError(f"--labels names one label file, but {folder} is a folder of cases; each case's own "
+                           "label file is used")
+    sources = worklist.find_cases(folder)
+    names = [worklist.output_name(s) for s in sources]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise EntrustError(f"{folder}: several cases would write to the same output folder ({', '.join(clashes)})")
+    ctx = distributed_context(resolve_device(args.device))
+    bundle = load_checkpoint(args.model, ctx.device)
+    list_path = args.out / worklist.WORKLIST_FILE
+    targets = [list_path] + [p for n in names for p in output_files(bundle.config.modalities, args.out / n).values()]
+    check_writable(targets, args.overwrite)  # every rank checks every case, so all stop before any work
+    rank_text = f" (rank {ctx.rank + 1} of {ctx.world})" if ctx.world > 1 else ""
+    bar = progress_bar(f"EnTrust {len(sources)} cases{rank_text}")
+    try:
+        rows = worklist.predict_cases(sources, bundle, sampling, args.out, rank=ctx.rank, world=ctx.world,
+                                      overwrite=args.overwrite, label_convention=args.label_values,
+                                      memory_mb=args.memory_mb, load_kwargs=load_kwargs(args), progress=bar,
+                                      log=lambda line: print(line, flush=True))
+    finally:
+        bar.close()
+    rows = gather_lists(ctx, rows)
+    failed = sum(r["status"] != "ok" for r in rows)
+    if ctx.main:
+        rows = worklist.sort_rows(rows)
+        worklist.write_worklist(rows, list_path, overwrite=args.overwrite)
+        print(f"{len(rows) - failed} of {len(rows)} cases done; worklist (riskiest first): {list_path}")
+        for row in rows[:10]:
+            print(f"  {row['priority']:>3}. {worklist.describe_row(row)}")
+        if len(rows) > 10:
+            print(f"  ... {len(rows) - 10} more in {list_path.name}")
+        correlation = worklist.score_error_correlation(rows)
+        if correlation:
+            print(f"case score vs 1 - Dice over {correlation['cases']} labelled cases: Spearman "
+                  f"{correlation['spearman_WT']:.2f} (WT), {correlation['spearman_mean_dice']:.2f} (mean of WT/TC/ET)")
+    finish(ctx)
+    return 1 if failed else 0

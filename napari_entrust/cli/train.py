@@ -16,6 +16,7 @@ import torch
 from ..checkpoint import load_checkpoint, record_sha256, save_checkpoint
 from ..config import ModelConfig
 from ..device import DEVICE_CHOICES, resolve_device
+from ..distributed import finish
 from ..errors import EntrustError
 from ..nifti import check_writable
 from ..training import TrainConfig, checkpoint_statistics, train
@@ -125,7 +126,5 @@ def run(args: argparse.Namespace) -> int:
         if (args.out.parent / "SHA256SUMS").exists():  # a folder whose checksums are checked on load
             record_sha256(args.out, digest)
         print(f"wrote {args.out} (sha256 {digest}) after {record['total_seconds']} s")
-    if ctx.world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    finish(ctx)
     return 0
