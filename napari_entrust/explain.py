@@ -244,19 +244,23 @@ def intervention_map(crop: _Crop, volume: torch.Tensor) -> Generator[tuple[float
             stacks, rows, owner = [], [], []
             for b, (_, sx, sy, sz) in enumerate(batch):
                 affected = np.flatnonzero((zs >= sz.start - ctx) & (zs < sz.stop + ctx))
+                if affected.size == 0:
+                    continue
                 v = volume[m].clone()
                 v[sx, sy, sz] = torch.where(torch.from_numpy(crop.elements[(m, sx, sy, sz)]), crop.baseline[m],
                                             v[sx, sy, sz])
                 stacks.append(context_stack(v[None], zs[affected].tolist(), ctx)[:, 0])
                 rows += affected.tolist()
                 owner += [b] * len(affected)
-            x, _ = pad_to_multiple(torch.cat(stacks), crop.net.size_multiple)
-            rows_t = torch.as_tensor(rows)
-            with torch.inference_mode():
-                f = features[rows_t].clone()
-                f[:, m] = crop.net.encoders[m](x.to(crop.device))
-            change = crop.contributions(f, rows_t) - clean_rows[rows_t]
-            drops = -torch.zeros(len(batch)).index_add_(0, torch.as_tensor(owner), change) / total
+            drops = torch.zeros(len(batch))  # a block no scored slice sees has no effect
+            if rows:
+                x, _ = pad_to_multiple(torch.cat(stacks), crop.net.size_multiple)
+                rows_t = torch.as_tensor(rows, dtype=torch.long)
+                with torch.inference_mode():
+                    f = features[rows_t].clone()
+                    f[:, m] = crop.net.encoders[m](x.to(crop.device))
+                change = crop.contributions(f, rows_t) - clean_rows[rows_t]
+                drops -= drops.clone().index_add_(0, torch.as_tensor(owner, dtype=torch.long), change) / total
             for sel, drop in zip(batch, drops.tolist()):
                 inside = crop.elements[sel]
                 out[sel] = np.where(inside, drop / inside.sum(), 0.0)
