@@ -13,15 +13,19 @@ from typing import TYPE_CHECKING
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (QAbstractItemView, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                            QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from qtpy.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
+                            QLabel, QProgressBar, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                            QWidget)
 
 from . import recovery
 from ._widget_runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, set_layer
 from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
-from .modalities import DISPLAY_NAMES
+from .engine import Prediction
+from .explain import Explanation, explain
+from .labels import REGION_LABELS, REGIONS
+from .modalities import DISPLAY_NAMES, MODALITIES
 from .provenance import now
 from .review import (DEFAULT_THRESHOLD, Edit, ReviewState, UncertainRegion, adopt_values, bbox_of, erase_values,
                      find_uncertain_regions)
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 
 COLUMNS = ("#", "size (mL)", "mean TrustMap", "why", "reviewed")
 HIGHLIGHT = "review region"
+ATTRIBUTION = "attribution"
+ALL_MODALITIES = "all modalities"
 AUTOSAVE_DELAY_MS = 300
 
 
@@ -84,6 +90,15 @@ class ReviewWidget(QWidget):
         self._restore_label.setWordWrap(True)
         self._restore_button = QPushButton("Restore")
         self._discard_button = QPushButton("Discard")
+        self._explain_button = QPushButton("Explain selected region")
+        self._explain_button.setToolTip("which modality drives this region (Grad-CAM, intervention, fused), and how "
+                                        "faithful each map is; takes about a minute on a CPU")
+        self._bars = {m: QProgressBar(minimum=0, maximum=100, format=f"{DISPLAY_NAMES[m]} %p%") for m in MODALITIES}
+        self._attribution_modality = QComboBox()
+        self._attribution_modality.addItems([ALL_MODALITIES, *[DISPLAY_NAMES[m] for m in MODALITIES]])
+        self._explain_text = QLabel("")
+        self._explain_text.setWordWrap(True)
+        self.explanation: Explanation | None = None
         self._status = QLabel("")
         self._status.setWordWrap(True)
         self._build_layout()
@@ -100,6 +115,8 @@ class ReviewWidget(QWidget):
         self._resample_button.clicked.connect(self.resample)
         self._cancel_button.clicked.connect(self._runner.cancel)
         self._save_button.clicked.connect(self._save_clicked)
+        self._explain_button.clicked.connect(self.explain_selected)
+        self._attribution_modality.currentIndexChanged.connect(self._show_attribution)
         self._restore_button.clicked.connect(self.restore)
         self._discard_button.clicked.connect(self.discard_recovery)
         viewer.layers.events.inserted.connect(self._layer_inserted)
@@ -117,7 +134,10 @@ class ReviewWidget(QWidget):
                      row(self._keep_button, self._erase_button, self._paint_button),
                      row(QLabel("hypothesis"), self._hypothesis, self._previous_button, self._next_button,
                          self._adopt_button),
-                     row(self._resample_button, self._cancel_button), self._save_button, self._status):
+                     row(self._resample_button, self._cancel_button), self._save_button,
+                     self._explain_button, *self._bars.values(), row(QLabel("attribution layer"),
+                                                                     self._attribution_modality),
+                     self._explain_text, self._status):
             (layout.addLayout if not isinstance(item, QWidget) else layout.addWidget)(item)
 
     # -- the layers of the last run ----------------------------------------------------------------
@@ -303,11 +323,7 @@ class ReviewWidget(QWidget):
         fixed_layer = state.fixed(current)
         if not fixed_layer.any():
             raise ValueError("nothing to hold fixed yet: keep, adopt, erase or paint a region first")
-        inputs = mask.metadata.get("entrust_inputs", {})
-        missing = [name for name in inputs.values() if name not in self._viewer.layers]
-        if missing:
-            raise ValueError(f"the input layers {', '.join(missing)} are gone; reopen the case")
-        layers = {m: self._viewer.layers[name] for m, name in inputs.items()}
+        layers = self._input_layers(mask)
         case, to_layer, to_case = case_from_layers(layers)
         sampling = SamplingConfig(**mask.metadata.get("entrust_sampling", {}))
         device = mask.metadata.get("entrust_device", "auto")
@@ -335,7 +351,88 @@ class ReviewWidget(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self._resample_button.setEnabled(not running)
+        self._explain_button.setEnabled(not running)
         self._cancel_button.setEnabled(running)
+
+    # -- explain -------------------------------------------------------------------------------------
+    def _input_layers(self, mask) -> dict:
+        inputs = mask.metadata.get("entrust_inputs", {})
+        missing = [name for name in inputs.values() if name not in self._viewer.layers]
+        if missing or not inputs:
+            raise ValueError(f"the input layers {', '.join(missing) or '(unknown)'} are gone; reopen the case")
+        return {m: self._viewer.layers[name] for m, name in inputs.items()}
+
+    def _prediction_from_layers(self, to_case) -> Prediction:
+        """The last run's outputs, read back from its layers in case order.
+
+        ``prob`` is the hypotheses' vote share per region (the calibrated probability is not kept as a
+        layer); explanations use it only to pick the most uncertain region channel.
+        """
+        def data(name: str, role: str) -> np.ndarray:
+            layer = self._layer(name, role)
+            if layer is None:
+                raise ValueError(f"the {name} layer of the last run is missing: run EnTrust again")
+            return to_case(np.asarray(layer.data))
+
+        samples = np.stack([to_case(s) for s in np.asarray(self._layer("samples", "samples").data)])
+        return Prediction(
+            mask=data("mask", "mask"), prob=np.stack([np.isin(samples, REGION_LABELS[r]).mean(0) for r in REGIONS]),
+            samples=samples, trustmap=data("TrustMap", "trustmap"), entropy=data("entropy", "entropy"),
+            mutual_info=data("mutual info", "mutual_info"), probe=data("probe", "probe"),
+            consensus=data("consensus F_c", "consensus"), conflict=data("conflict F_cf", "conflict"),
+            specific={m: to_case(v) for m, v in self._maps_by_modality("specific F_u").items()},
+            weights={m: to_case(v) for m, v in self._maps_by_modality("weights").items()},
+            summary=self._mask().metadata.get("entrust_summary", {}))
+
+    @_guard
+    def explain_selected(self, *_args) -> None:
+        """Attribute the selected region to the modalities (in a thread; Cancel stops it)."""
+        region = self.selected()
+        mask = self._mask()
+        case, to_layer, to_case = case_from_layers(self._input_layers(mask))
+        prediction = self._prediction_from_layers(to_case)
+        target = to_case(region.full_mask(mask.data.shape))
+        sampling = SamplingConfig(**mask.metadata.get("entrust_sampling", {}))
+
+        def work(bundle, should_stop):
+            result = yield from explain(case, bundle, prediction, target, sampling=sampling, should_stop=should_stop)
+            result.maps = {k: np.stack([to_layer(v) for v in maps]) for k, maps in result.maps.items()}
+            return result
+
+        self._runner.start_work(f"EnTrust explain region {region.number}", mask.metadata.get("entrust_model"),
+                                mask.metadata.get("entrust_device", "auto"), work,
+                                lambda result: self._show_explanation(region, result))
+
+    def _show_explanation(self, region: UncertainRegion, result: Explanation) -> None:
+        self.explanation = result
+        shares = result.shares["fused"]
+        for mod, bar in self._bars.items():
+            bar.setValue(round(100 * shares.get(mod, 0.0)))
+        lines = [f"Region {region.number} ({result.summary['region_channel']}): share of the fused attribution above."]
+        if result.effects:
+            lines.append("Replacing one modality by healthy tissue here changes the TrustMap by " + ", ".join(
+                f"{self._display(m)} {e['trustmap_change']:+.2f}" for m, e in result.effects.items()) + ".")
+        f = result.faithfulness
+        lines.append("Deletion AUC (lower = more faithful): " + ", ".join(
+            f"{m} {f[m]['deletion_auc']:.3f}" for m in ("fused", "gradient", "intervention", "random")) +
+            f"; off-target {f['fused']['leakage']:.0%}, robustness {f['fused']['robustness']:.2f}.")
+        self._explain_text.setText("\n".join(lines))
+        self._show_attribution()
+        self._status.setText(f"explained region {region.number} in {result.summary['seconds']:.0f} s")
+
+    def _show_attribution(self, *_args) -> None:
+        """The fused attribution as a layer: summed over modalities, or the chosen one."""
+        if self.explanation is None or self._layer("mask", "mask") is None:
+            return
+        fused = self.explanation.maps["fused"]
+        choice = self._attribution_modality.currentIndex()
+        data = fused.sum(0) if choice == 0 else fused[list(self.explanation.modalities).index(MODALITIES[choice - 1])]
+        mask = self._layer("mask", "mask")
+        hi = float(data.max()) if data.max() > 0 else 1.0
+        kwargs = {"name": ATTRIBUTION, "colormap": "turbo", "blending": "additive", "opacity": 0.7,
+                  "contrast_limits": (0.0, hi), "metadata": {"entrust_role": "attribution"},
+                  "scale": mask.scale, "translate": mask.translate, "affine": mask.affine.affine_matrix}
+        set_layer(self._viewer, data.astype(np.float32), kwargs, "image")
 
     # -- save and recovery ---------------------------------------------------------------------------
     def _save_clicked(self) -> None:

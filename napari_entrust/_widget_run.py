@@ -6,19 +6,25 @@ through :class:`._widget_runner.PredictionRunner`, and results become layers upd
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSpinBox, Label, PushButton, SpinBox
-from napari.utils.notifications import show_error, show_warning
+from napari.qt.threading import thread_worker
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from ._widget_runner import PredictionRunner, describe_error, result_layers, run_context, show_layers
 from ._viewer_layers import case_from_layers, layer_kind, layer_modality
 from .checkpoint import bundled_model_path
 from .config import SamplingConfig
 from .device import available_devices
+from .io import load_case
+from .layers import case_layers, case_metadata, geometry_kwargs, prediction_layers
 from .modalities import DISPLAY_NAMES, MODALITIES
+from .outputs import read_prediction
 from .review import ReviewState
 from .validity import describe as describe_validity
+from .worklist import next_case, read_worklist
 
 if TYPE_CHECKING:
     import napari
@@ -62,12 +68,20 @@ class EntrustWidget(Container):
             "background-color: #8a3b00; color: white; padding: 4px; border-radius: 3px;")
         self._validity_banner.native.setWordWrap(True)
         self._summary = Label(value="")
+        self._worklist = FileEdit(label="worklist", mode="r", filter="*.csv",
+                                  tooltip="worklist.csv written by `entrust predict FOLDER`: cases riskiest first")
+        self._next_case_button = PushButton(text="Open next case")
+        self._worklist_status = Label(value="")
+        self._current_case: str | None = None
         self.extend([*self._pickers.values(), self._samples, self._steps, self._probe, self._seed, self._device,
                      self._model, Container(widgets=[self._run_button, self._cancel_button], layout="horizontal",
-                                            labels=False), self._status, self._validity_banner, self._summary])
+                                            labels=False), self._status, self._validity_banner, self._summary,
+                     self._worklist, self._next_case_button, self._worklist_status])
         self._runner = PredictionRunner(on_state=self._set_running, on_status=self._set_status)
         self._run_button.changed.connect(self.run)
         self._cancel_button.changed.connect(self._runner.cancel)
+        self._next_case_button.changed.connect(self.open_next_case)
+        self._worklist.changed.connect(self._worklist_changed)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._layers_changed)
         self._layers_changed()
@@ -130,6 +144,48 @@ class EntrustWidget(Container):
 
         show_layers(self._viewer, tuples, finish)
 
+    # -- worklist -------------------------------------------------------------------------------------
+    def _worklist_changed(self, _value=None) -> None:
+        self._current_case = None
+        self._worklist_status.value = ""
+
+    def open_next_case(self) -> None:
+        """Open the next case of the worklist with its saved prediction, as if it had just been run."""
+        try:
+            rows = read_worklist(Path(self._worklist.value))
+            row = next_case(rows, self._current_case)
+        except Exception as exc:  # noqa: BLE001 - a bad worklist becomes a notification
+            show_error(describe_error(exc))
+            return
+        if row is None:
+            show_info("EnTrust: that was the last case of the worklist")
+            self._worklist_status.value = "worklist done"
+            return
+        position = [r["case"] for r in rows if r["status"] == "ok"].index(row["case"]) + 1
+        total = sum(r["status"] == "ok" for r in rows)
+        self._worklist_status.value = f"opening {row['case']} ({position} of {total})"
+        self._next_case_button.enabled = False
+
+        def done(result) -> None:
+            self._current_case = row["case"]
+            summary, tuples = result
+            for layer in [layer for layer in self._viewer.layers
+                          if layer.metadata.get("entrust_role") in ("highlight", "attribution", "ground truth")]:
+                self._viewer.layers.remove(layer)  # the previous case's review layers
+            self._show((summary, tuples))
+            self._worklist_status.value = (f"{row['case']}: case {position} of {total} "
+                                           f"(case score {float(row['case_score']):.3f})")
+
+        def failed(exc: BaseException) -> None:
+            self._worklist_status.value = describe_error(exc)
+            show_error(describe_error(exc))
+
+        worker = thread_worker(_saved_case_layers, start_thread=False,
+                               connect={"returned": done, "errored": failed,
+                                        "finished": lambda: setattr(self._next_case_button, "enabled", True)})(
+            row["source"], row["output"])
+        worker.start()
+
     def _show_validity(self, report: dict) -> None:
         """Flagged inputs get a banner (and a notification) that stays until the next run."""
         self._validity_banner.value = describe_validity(report)
@@ -143,3 +199,16 @@ class EntrustWidget(Container):
 
     def _set_status(self, text: str) -> None:
         self._status.value = text
+
+
+def _saved_case_layers(source: str, output: str) -> tuple[dict, list]:
+    """A worklist case and its saved prediction as layer tuples (in a worker thread): the same layers a run
+    makes, so the review widget works on it unchanged."""
+    case = load_case(source)
+    pred = read_prediction(output, case)
+    params = pred.summary.get("parameters", {})
+    sampling = {k: v for k, v in params.items() if k in SamplingConfig.__dataclass_fields__}
+    meta = {**case_metadata(case), "entrust_inputs": {m: DISPLAY_NAMES[m] for m in case.modalities},
+            "entrust_model": pred.summary.get("model", {}).get("path"), "entrust_device": "auto",
+            "entrust_sampling": sampling, "entrust_prediction": output}
+    return pred.summary, case_layers(case) + prediction_layers(pred, geometry_kwargs(case.affine), meta)

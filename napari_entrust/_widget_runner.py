@@ -44,14 +44,12 @@ def describe_error(exc: BaseException) -> str:
     return f"EnTrust failed ({type(exc).__name__}: {exc})"
 
 
-def _prediction_work(case: "Case", model_path, device: str, sampling: SamplingConfig, stop: threading.Event,
-                     prepare: Callable, kwargs: dict) -> Iterator[tuple[float, str]]:
-    """The worker body: load the model, run the engine's generator, then ``prepare(pred, bundle)``
-    (building result layers off the GUI thread); returns what ``prepare`` returns."""
+def _work(model_path, device: str, stop: threading.Event, work: Callable) -> Iterator[tuple[float, str]]:
+    """The worker body: load the model, then run ``work(bundle, should_stop)``, a generator that yields
+    progress and returns the result (built off the GUI thread)."""
     yield 0.0, "loading the model"
     bundle = load_checkpoint(model_path or None, resolve_device(device))
-    pred = yield from run_prediction(case, bundle, sampling, should_stop=stop.is_set, **kwargs)
-    return prepare(pred, bundle)
+    return (yield from work(bundle, stop.is_set))
 
 
 class PredictionRunner:
@@ -71,16 +69,26 @@ class PredictionRunner:
     def start(self, case: "Case", model_path, device: str, sampling: SamplingConfig, *,
               prepare: Callable[[Prediction, ModelBundle], object], on_result: Callable[[object], None],
               **engine_kwargs) -> None:
-        """Run in a thread; ``prepare`` runs there too, ``on_result`` gets its value in the GUI thread."""
+        """Predict in a thread; ``prepare(pred, bundle)`` runs there too, ``on_result`` gets its value in the GUI thread."""
+        def work(bundle: ModelBundle, should_stop: Callable[[], bool]):
+            pred = yield from run_prediction(case, bundle, sampling, should_stop=should_stop, **engine_kwargs)
+            return prepare(pred, bundle)
+
+        self.start_work(f"EnTrust {case.name}", model_path, device, work, on_result)
+
+    def start_work(self, title: str, model_path, device: str,
+                   work: Callable[[ModelBundle, Callable[[], bool]], Iterator], on_result: Callable[[object], None]
+                   ) -> None:
+        """Run ``work(bundle, should_stop)`` (a progress-yielding generator) in a thread, with the progress bar,
+        Cancel and error handling of a prediction."""
         if self.running:
             show_info("EnTrust is already running; cancel it first")
             return
         self._stop = threading.Event()
-        self._bar = progress(total=_STEPS, desc=f"EnTrust {case.name}")
+        self._bar = progress(total=_STEPS, desc=title)
         handlers = {"yielded": self._progress, "returned": on_result, "errored": self._failed,
                     "finished": self._finished}  # an "errored" handler also stops napari re-raising errors
-        worker = thread_worker(_prediction_work, start_thread=False, connect=handlers)(
-            case, model_path, device, sampling, self._stop, prepare, engine_kwargs)
+        worker = thread_worker(_work, start_thread=False, connect=handlers)(model_path, device, self._stop, work)
         self._worker = worker
         self._on_state(True)
         self._on_status("starting")

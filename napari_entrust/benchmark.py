@@ -265,6 +265,7 @@ def run_benchmark(work: Path, *, n_cases: int = 5, methods: list[Method] | None 
         result = evaluate(work / "predictions" / method.key, work / "cases")
         runs[method.key] = run
         rows[method.key] = {"name": method.name, **result["aggregate"]["mean"],
+                            "case_ranking": result["aggregate"]["case_score_vs_error_spearman"],
                             **{k: run[k] for k in ("mean_seconds", "peak_rss_mb", "working_memory_mb", "parameters",
                                                    "model_load_s")}}
         curves[method.key] = result["aggregate"]["curves"]
@@ -314,6 +315,11 @@ def markdown_report(results: dict) -> str:
              "|---" * (len(TABLE_COLUMNS) + 1) + "|"]
     for row in results["methods"].values():
         lines.append(f"| {row['name']} | " + " | ".join(_fmt(row.get(k), f) for k, _, f in TABLE_COLUMNS) + " |")
+    ranked = {row["name"]: row.get("case_ranking") for row in results["methods"].values()
+              if _finite(row.get("case_ranking"))}
+    if ranked:
+        lines += ["", "Case score vs 1 − Dice WT over the cases (Spearman; the worklist's ordering): "
+                  + ", ".join(f"{name} {_fmt(v, '.2f')}" for name, v in ranked.items())]
     lines += ["", "Ratios (EnTrust over the baseline):", ""]
     for k, v in results["ratios"].items():
         lines.append(f"- {k}: {_fmt(v, '.2f') if not isinstance(v, str) else v}")

@@ -242,7 +242,10 @@ def aggregate(rows: list[dict]) -> dict:
                 target[k] = [a + b for a, b in zip(target[k], v)]
     hd_undefined = {f"hd95_undefined_{r}": sum(1 for row in rows if not math.isfinite(row.get(f"hd95_{r}", 0.0)))
                     for r in ("WT", "TC", "ET")}
-    return {"cases": len(rows), "mean": mean, "curves": curves, **hd_undefined}
+    scored = [r for r in rows if math.isfinite(r.get("case_score", float("nan")))]
+    ranking = metrics.case_ranking([r["case_score"] for r in scored], [r["dice_WT"] for r in scored])
+    return {"cases": len(rows), "mean": mean, "curves": curves, **hd_undefined,
+            "case_score_vs_error_spearman": ranking}
 
 
 def evaluate(pred_dir: str | Path, gt: str | Path,

@@ -107,6 +107,21 @@ def nll(prob: np.ndarray, truth: np.ndarray, where: np.ndarray | None = None, ep
 
 # -- uncertainty quality -------------------------------------------------------------------------
 
+def case_ranking(scores, dice_scores) -> float:
+    """Spearman ρ between case uncertainty scores and the cases' errors 1 − Dice (1: perfect ranking).
+
+    NaN with fewer than 3 cases or constant inputs.
+    """
+    from scipy.stats import spearmanr
+
+    scores, errors = np.asarray(scores, float), 1 - np.asarray(dice_scores, float)
+    if scores.size < 3:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # constant input: NaN, reported as such
+        return float(spearmanr(scores, errors).statistic)
+
+
 def error_detection(uncertainty: np.ndarray, error: np.ndarray) -> dict[str, float]:
     """AUROC and AUPRC of an uncertainty map for voxel errors (NaN when errors are all or none)."""
     from sklearn.metrics import average_precision_score, roc_auc_score

@@ -25,7 +25,7 @@ from .engine import predict_case
 from .errors import EntrustError, InputError
 from .io import find_case_files, is_msd_image, load_case
 from .labels import REGIONS, to_regions
-from .metrics import dice
+from .metrics import case_ranking, dice
 from .nifti import atomic_write, nifti_suffix, strip_nifti_suffix
 
 WORKLIST_FILE = "worklist.csv"
@@ -83,7 +83,9 @@ def output_name(source: Path) -> str:
 
 
 def _row(source: Path, output: Path) -> dict:
-    return {c: "" for c in COLUMNS} | {"case": output_name(source), "source": str(source), "output": str(output)}
+    """Paths are absolute, so the worklist can be opened from anywhere (e.g. the napari widget)."""
+    return {c: "" for c in COLUMNS} | {"case": output_name(source), "source": str(Path(source).resolve()),
+                                       "output": str(Path(output).resolve())}
 
 
 def case_row(summary: dict, source: Path, output: Path, seconds: float, dice_scores: dict | None = None) -> dict:
@@ -136,16 +138,13 @@ def score_error_correlation(rows: list[dict]) -> dict | None:
 
     None with fewer than :data:`MIN_CASES_FOR_SPEARMAN` labelled cases.
     """
-    from scipy.stats import spearmanr
-
     usable = [r for r in rows if r["status"] == "ok" and math.isfinite(_number(r["dice_WT"]))]
     if len(usable) < MIN_CASES_FOR_SPEARMAN:
         return None
     score = [_number(r["case_score"]) for r in usable]
-    wt = [1 - _number(r["dice_WT"]) for r in usable]
-    mean = [1 - float(np.mean([_number(r[f"dice_{g}"]) for g in REGIONS])) for r in usable]
-    return {"cases": len(usable), "spearman_WT": float(spearmanr(score, wt).statistic),
-            "spearman_mean_dice": float(spearmanr(score, mean).statistic)}
+    mean_dice = [float(np.mean([_number(r[f"dice_{g}"]) for g in REGIONS])) for r in usable]
+    return {"cases": len(usable), "spearman_WT": case_ranking(score, [_number(r["dice_WT"]) for r in usable]),
+            "spearman_mean_dice": case_ranking(score, mean_dice)}
 
 
 def write_worklist(rows: list[dict], path: str | Path, *, overwrite: bool = False) -> Path:

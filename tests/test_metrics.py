@@ -113,3 +113,10 @@ def test_uncertainty_error_bins():
     out = metrics.uncertainty_error_bins(np.array([0.05, 0.15, 0.95, 1.0]), np.array([0, 1, 1, 1], bool), bins=10)
     assert out["count"][0] == 1 and out["count"][1] == 1 and out["count"][9] == 2
     assert out["errors"][0] == 0 and out["errors"][9] == 2
+
+
+def test_case_ranking_is_spearman_between_score_and_error():
+    # errors 0.05, 0.10, 0.20, 0.15: scores in the same order except the last pair -> rho = 0.8
+    assert metrics.case_ranking([0.1, 0.2, 0.3, 0.4], [0.95, 0.90, 0.80, 0.85]) == pytest.approx(0.8)
+    assert metrics.case_ranking([0.4, 0.3, 0.2, 0.1], [0.95, 0.90, 0.80, 0.85]) == pytest.approx(-0.8)
+    assert np.isnan(metrics.case_ranking([0.1, 0.2], [0.9, 0.8]))  # too few cases to rank

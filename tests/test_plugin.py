@@ -274,3 +274,45 @@ def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp
     # saving the corrected mask removes the recovery file (the work is now safe on disk)
     review2.save(tmp_path / "restored.nii.gz")
     assert recovery.find_recovery(key) is None
+
+
+def test_worklist_next_case_then_explain_a_region(make_napari_viewer, qtbot, brats_case_dir, tmp_path):
+    """`entrust predict FOLDER` -> worklist; the widget opens its cases in order, and a region gets explained."""
+    from napari_entrust.cli import main
+    from napari_entrust.geometry import to_canonical
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    for name in ("first", "second"):
+        (folder / name).symlink_to(brats_case_dir)
+    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "--samples", "2", "--steps", "2"]) == 0
+    order = [line.split(",")[1] for line in (tmp_path / "out" / "worklist.csv").read_text().splitlines()[1:]]
+
+    viewer = make_napari_viewer(show=True)
+    run, review = _widgets(viewer)
+    run._worklist.value = str(tmp_path / "out" / "worklist.csv")
+    for name in order:
+        run.open_next_case()
+        qtbot.waitUntil(lambda name=name: run._worklist_status.value.startswith(f"{name}: case")
+                        and run._status.value.startswith("done"), timeout=60_000)
+        saved = nib.load(str(tmp_path / "out" / name / "mask.nii.gz"))
+        expected, _ = to_canonical(np.asarray(saved.dataobj), saved.affine)
+        np.testing.assert_array_equal(viewer.layers["mask"].data, expected)  # the saved result, as a run shows it
+        assert {"T1", "T1ce", "T2", "FLAIR", "TrustMap", "samples"} <= {layer.name for layer in viewer.layers}
+    run.open_next_case()
+    assert run._worklist_status.value == "worklist done"
+
+    regions = review.find_regions()
+    row = min(range(len(regions)), key=lambda i: regions[i].voxels)  # the smallest region: quick
+    review.select(row)
+    review.explain_selected()
+    qtbot.waitUntil(lambda: review._status.text().startswith(("explained", "EnTrust")), timeout=300_000)
+    assert review._status.text().startswith("explained"), review._status.text()
+    assert sum(bar.value() for bar in review._bars.values()) == pytest.approx(100, abs=2)
+    layer = viewer.layers["attribution"]
+    assert layer.data.shape == viewer.layers["mask"].data.shape and layer.data.max() > 0
+    np.testing.assert_allclose(layer.scale, viewer.layers["mask"].scale)
+    assert "Deletion AUC" in review._explain_text.text()
+    all_modalities = float(layer.data.sum())
+    review._attribution_modality.setCurrentIndex(2)  # T1ce alone: one part of the sum, updated in place
+    assert viewer.layers["attribution"] is layer and 0 < float(layer.data.sum()) < all_modalities

@@ -54,5 +54,8 @@ def run(args: argparse.Namespace) -> int:
     rows = [*result["per_case"], {"case": f"mean of {result['aggregate']['cases']}", **result["aggregate"]["mean"]}]
     for row in rows:
         print(f"| {row['case']} | " + " | ".join(format_value(row.get(k), f) for k, _, f in SUMMARY_COLUMNS) + " |")
+    ranking = result["aggregate"]["case_score_vs_error_spearman"]
+    if math.isfinite(ranking):
+        print(f"case score vs 1 - Dice WT over {result['aggregate']['cases']} cases: Spearman {ranking:.2f}")
     print(f"wrote {', '.join(str(p) for p in files.values())}")
     return 0
