@@ -121,6 +121,7 @@ class _Crop:
                                       for m in range(volume.shape[0])])
         per_slice = 4 * self.volume.shape[1] * self.volume.shape[2] * 4 * (self.cfg.in_slices + sum(self.cfg.encoder_channels) * 6)
         self.chunk = max(1, int(memory_mb * 2 ** 20 // per_slice))
+        self._target_slices: torch.Tensor | None = None
 
     def stacks(self, volume: torch.Tensor) -> torch.Tensor:
         """(M, cx, cy, cz) -> padded (len(zs), M, ctx, H, W) context stacks of the scored slices."""
@@ -128,9 +129,12 @@ class _Crop:
         return x
 
     def target_slices(self) -> torch.Tensor:
-        t = self.target[..., self.zs].permute(2, 0, 1).float()
-        x = self.stacks(self.volume)
-        return torch.nn.functional.pad(t, (0, x.shape[-1] - t.shape[-1], 0, x.shape[-2] - t.shape[-2]))
+        """(len(zs), H, W) target of the scored slices, padded like :meth:`stacks`."""
+        if self._target_slices is None:
+            t = self.target[..., self.zs].permute(2, 0, 1).float()
+            x = self.stacks(self.volume[:, :, :, :1])
+            self._target_slices = torch.nn.functional.pad(t, (0, x.shape[-1] - t.shape[-1], 0, x.shape[-2] - t.shape[-2]))
+        return self._target_slices
 
     def scores(self, volumes: list[torch.Tensor]) -> np.ndarray:
         """Target score (mean fused probability over the target) of each modified crop volume."""
