@@ -1,4 +1,5 @@
-"""The "EnTrust" dock widget: pick modality layers, set K / steps / ε / seed / device / model, Run, Cancel.
+"""The "EnTrust" dock widget: pick modality layers, set K / steps / ε / seed / device / model, Run, Cancel;
+or open the next case of a worklist with its saved prediction.
 
 A thin layer over the engine: the case comes from the layers (:mod:`._viewer_layers`), the run goes
 through :class:`._widget_runner.PredictionRunner`, and results become layers updated in place by name.
