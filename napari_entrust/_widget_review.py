@@ -23,7 +23,7 @@ from ._viewer_layers import case_from_layers, set_layer
 from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
 from .engine import Prediction
-from .explain import Explanation, explain
+from .explain import Explanation, caveat, explain
 from .labels import REGION_LABELS, REGIONS
 from .modalities import DISPLAY_NAMES, MODALITIES
 from .provenance import now
@@ -416,6 +416,9 @@ class ReviewWidget(QWidget):
         lines.append("Deletion AUC (lower = more faithful): " + ", ".join(
             f"{m} {f[m]['deletion_auc']:.3f}" for m in ("fused", "gradient", "intervention", "random")) +
             f"; off-target {f['fused']['leakage']:.0%}, robustness {f['fused']['robustness']:.2f}.")
+        warning = caveat(result.summary)
+        if warning:
+            lines.append(f"Note: {warning[0].upper()}{warning[1:]}.")
         self._explain_text.setText("\n".join(lines))
         self._show_attribution()
         self._status.setText(f"explained region {region.number} in {result.summary['seconds']:.0f} s")

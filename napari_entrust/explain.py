@@ -24,8 +24,9 @@ the elements (modality, voxel) of the head; everything outside the box is 0.
   flat); where it is unstable or disagrees, F is the intervention evidence alone.
 
 Faithfulness follows the protocol of seed 003: deletion and insertion curves (elements replaced by,
-or restored from, their healthy-tissue value in order of attribution; the target score relative to
-the clean score, :data:`CURVE_POINTS` points, AUC by the trapezoid rule), off-target leakage (share of
+or restored from, their healthy-tissue value in order of attribution; the target score rescaled to
+1 for the clean input and 0 with every element replaced, :data:`CURVE_POINTS` points, AUC by the
+trapezoid rule), off-target leakage (share of
 attribution mass farther than :data:`ON_TARGET_MM` from the target) and robustness (Spearman
 correlation between the map and the map of the input with Gaussian noise of :data:`NOISE` σ).
 """
@@ -62,6 +63,7 @@ CROP = 12  #: extra in-plane voxels the encoders see around the box (their recep
 NOISE = 0.05  #: robustness perturbation: σ in normalised-intensity units (about 5 % of tissue contrast)
 STABILITY_DRAWS = 3
 CURVE_POINTS = 11
+MIN_EFFECT = 0.02  #: score change (clean − all inputs at healthy tissue) below which maps say little
 ON_TARGET_MM = 4.0  #: attribution this close to the target counts as on target (partial volume at 2 mm)
 
 Progress = Callable[[float, str], None]
@@ -316,22 +318,31 @@ def _order(attribution: np.ndarray, where: np.ndarray, seed: int) -> np.ndarray:
 
 
 def curves(crop: _Crop, attribution: np.ndarray, seed: int = 0) -> dict:
-    """Deletion and insertion curves of the target score (relative to the clean score) and their AUCs."""
+    """Deletion and insertion curves of the target score and their AUCs.
+
+    Scores are rescaled so that the clean input is 1 and every element at its healthy-tissue value
+    is 0 (deletion runs 1 → 0, insertion 0 → 1), which keeps AUCs comparable between regions whose
+    probability is high and regions where it is near 0. ``informative`` is False when the box's
+    inputs move the score by less than :data:`MIN_EFFECT`: then no map can say much.
+    """
     order = _order(attribution, crop.elements, seed)
     fractions = np.linspace(0, 1, CURVE_POINTS)
     counts = np.round(fractions * order.size).astype(int)
-    clean = crop.scores([crop.volume])[0]
-    deleted, inserted = [], []
+    deleted, inserted = [crop.volume], []
     for n in counts:
         top = np.zeros(crop.volume.shape, bool)
         top.ravel()[order[:n]] = True
-        deleted.append(crop.with_baseline(top))
+        if n:
+            deleted.append(crop.with_baseline(top))
         inserted.append(crop.with_baseline(crop.elements & ~top))
-    dele = crop.scores(deleted) / max(clean, 1e-6)
-    ins = crop.scores(inserted) / max(clean, 1e-6)
+    raw_deletion, raw_insertion = crop.scores(deleted), crop.scores(inserted)
+    clean, base = float(raw_deletion[0]), float(raw_insertion[0])  # all inputs / none of them
+    effect = clean - base
+    scale = effect if abs(effect) > 1e-9 else float("nan")
+    dele, ins = (raw_deletion - base) / scale, (raw_insertion - base) / scale
     return {"fractions": fractions.tolist(), "deletion": dele.tolist(), "insertion": ins.tolist(),
             "deletion_auc": float(np.trapezoid(dele, fractions)), "insertion_auc": float(np.trapezoid(ins, fractions)),
-            "clean_score": float(clean)}
+            "clean_score": clean, "baseline_score": base, "informative": bool(abs(effect) >= MIN_EFFECT)}
 
 
 def leakage(attribution: np.ndarray, target: np.ndarray, spacing_mm: float) -> float:
@@ -495,6 +506,8 @@ def explain(case: Case, bundle: ModelBundle, prediction: Prediction, target: np.
         "target_ml": float(target.sum() * case.grid.voxel_volume_ml),
         "box_model_grid": [[b.start, b.stop] for b in crop.box], "modalities": list(cfg.modalities),
         "shares": explanation.shares, "effects": explanation.effects, "faithfulness": faith,
+        "score": {"clean": faith["fused"]["clean_score"], "all_inputs_healthy": faith["fused"]["baseline_score"],
+                  "informative": faith["fused"]["informative"]},
         "parameters": {"block_voxels": list(BLOCK), "margin_voxels": list(MARGIN), "noise_sigma": NOISE,
                        "stability_draws": STABILITY_DRAWS, "curve_points": CURVE_POINTS, "on_target_mm": ON_TARGET_MM,
                        "seed": seed, "pipeline_effects": pipeline_effects},
@@ -552,3 +565,14 @@ def write_explanation(case: Case, explanation: Explanation, out_dir: str | Path,
     summary = {**explanation.summary, "files": {k: p.name for k, p in files.items()}}
     atomic_write(files["explanation"], lambda tmp: tmp.write_text(json.dumps(summary, indent=2)), overwrite=overwrite)
     return files
+
+
+def caveat(summary: dict) -> str | None:
+    """A plain-language warning when the maps cannot say much about this region (None otherwise)."""
+    score = summary["score"]
+    if score["informative"]:
+        return None
+    return (f"the fused head's {summary['region_channel']} probability here hardly depends on the inputs around the "
+            f"region ({score['clean']:.3f} with them, {score['all_inputs_healthy']:.3f} with all set to healthy "
+            "tissue): this uncertainty comes from the sampler, and the attribution maps say little about it; the "
+            "whole-pipeline effects still apply")

@@ -13,7 +13,7 @@ from napari_entrust.checkpoint import load_checkpoint
 from napari_entrust.cli import main
 from napari_entrust.config import SamplingConfig
 from napari_entrust.engine import predict_case, run_to_end
-from napari_entrust.explain import choose_target, explain, fuse
+from napari_entrust.explain import caveat, choose_target, explain, fuse
 from napari_entrust.outputs import write_prediction
 
 QUICK = SamplingConfig(samples=2, steps=2, probe_steps=1)
@@ -111,3 +111,19 @@ def test_cli_writes_maps_and_numbers_and_refuses_bad_regions(brats_case_dir, bun
     assert main(args) == 2 and "already exists" in capsys.readouterr().err  # nothing overwritten
     assert main([*args[:-6], "--region", "999", "--out", str(tmp_path / "x")]) == 2
     assert "region 999 does not exist" in capsys.readouterr().err
+
+
+def test_a_region_the_inputs_do_not_drive_is_called_uninformative(explained, bundle):
+    """Healthy tissue far from the lesion: no input moves the fused head there, and the summary says so."""
+    case, pred, _, _ = explained
+    from scipy import ndimage
+
+    head = ndimage.binary_erosion(case.images["t1"] > 0, iterations=4)
+    far = np.argwhere(head & (ndimage.distance_transform_edt(pred.mask == 0) > 15))  # > 30 mm from the lesion
+    x, y, z = far[len(far) // 2]
+    target = np.zeros(case.shape, bool)
+    target[x - 2:x + 2, y - 2:y + 2, z - 2:z + 2] = True
+    result = run_to_end(explain(case, bundle, pred, target, channel=0, pipeline_effects=False))
+    assert not result.summary["score"]["informative"]
+    assert "say little" in caveat(result.summary)
+    assert caveat({"score": {"informative": True}}) is None

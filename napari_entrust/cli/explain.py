@@ -9,7 +9,7 @@ from pathlib import Path
 from ..checkpoint import load_checkpoint
 from ..device import resolve_device
 from ..engine import predict_case, run_to_end
-from ..explain import choose_target, explain, output_files, write_explanation
+from ..explain import caveat, choose_target, explain, output_files, write_explanation
 from ..io import load_case
 from ..nifti import check_writable
 from ..outputs import read_prediction
@@ -58,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     files = write_explanation(case, result, args.out, overwrite=args.overwrite)
     print(f"{case.name}: {what}; region channel {result.summary['region_channel']}")
     print(describe(result.summary))
+    warning = caveat(result.summary)
+    if warning:
+        print(f"WARNING: {warning}", file=sys.stderr)
     print(f"{len(files)} files in {args.out} ({result.summary['seconds']:.1f} s)", file=sys.stderr)
     return 0
 
