@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_to_end(explain(case, bundle, pred, target, channel=channel, sampling=sampling,
                                         pipeline_effects=False))
             row = {"case": case.name, "target": name, "voxels": int(target.sum()),
-                   "seconds": time.perf_counter() - t,
+                   "seconds": time.perf_counter() - t, "informative": result.summary["score"]["informative"],
                    **{f"{m}.{k}": result.faithfulness[m][k] for m in METHODS for k in METRICS}}
             rows.append(row)
             print(f"{case.name} {name:<22} " + "  ".join(
@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {m} | {mean[f'{m}.deletion_auc']:.3f} | "
                      f"{mean[f'{m}.deletion_auc'] / mean['random.deletion_auc']:.2f} | "
                      f"{mean[f'{m}.insertion_auc']:.3f} | {mean[f'{m}.leakage']:.1%} | {mean[f'{m}.robustness']:.2f} |")
-    lines += ["", f"Fused beats both single sources on deletion AUC in {wins} of {len(rows)} targets."]
+    informative = sum(r["informative"] for r in rows)
+    lines += ["", f"Fused beats both single sources on deletion AUC in {wins} of {len(rows)} targets. "
+              f"{informative} of {len(rows)} targets are informative (their inputs move the fused score by at least "
+              "0.02 between the clean input and all inputs at healthy tissue); curves are rescaled between those two."]
     for target in sorted({r["target"] for r in rows}):
         sub = [r for r in rows if r["target"] == target]
         lines.append(f"- {target} ({len(sub)}): deletion AUC " + ", ".join(

@@ -368,13 +368,16 @@ class ReviewWidget(QWidget):
         ``prob`` is the hypotheses' vote share per region (the calibrated probability is not kept as a
         layer); explanations use it only to pick the most uncertain region channel.
         """
-        def data(name: str, role: str) -> np.ndarray:
+        def layer_data(name: str, role: str) -> np.ndarray:
             layer = self._layer(name, role)
             if layer is None:
                 raise ValueError(f"the {name} layer of the last run is missing: run EnTrust again")
-            return to_case(np.asarray(layer.data))
+            return np.asarray(layer.data)
 
-        samples = np.stack([to_case(s) for s in np.asarray(self._layer("samples", "samples").data)])
+        def data(name: str, role: str) -> np.ndarray:
+            return to_case(layer_data(name, role))
+
+        samples = np.stack([to_case(s) for s in layer_data("samples", "samples")])
         return Prediction(
             mask=data("mask", "mask"), prob=np.stack([np.isin(samples, REGION_LABELS[r]).mean(0) for r in REGIONS]),
             samples=samples, trustmap=data("TrustMap", "trustmap"), entropy=data("entropy", "entropy"),
