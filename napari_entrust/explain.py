@@ -66,8 +66,6 @@ CURVE_POINTS = 11
 MIN_EFFECT = 0.02  #: score change (clean − all inputs at healthy tissue) below which maps say little
 ON_TARGET_MM = 4.0  #: attribution this close to the target counts as on target (partial volume at 2 mm)
 
-Progress = Callable[[float, str], None]
-
 
 class TargetLogit(torch.nn.Module):
     """Segmentation target wrapper for Grad-CAM: (B, M, ctx, H, W) -> (B, 1) fused logit summed over the target."""
@@ -369,6 +367,19 @@ def shares(attribution: np.ndarray, modalities) -> dict[str, float]:
 
 # -- the whole pipeline, one modality replaced ---------------------------------------------------
 
+def _rescaled(gen: Generator, start: float, span: float, prefix: str = "",
+              should_stop: Callable[[], bool] | None = None) -> Generator[tuple[float, str], None, object]:
+    """Re-yield a progress generator's ``(fraction, message)`` as ``start + span·fraction``; return its value."""
+    while True:
+        try:
+            fraction, message = next(gen)
+        except StopIteration as done:
+            return done.value
+        if should_stop and should_stop():
+            raise Cancelled("cancelled by the user")
+        yield start + span * fraction, prefix + message
+
+
 def _case_box(crop: _Crop, grid, shape) -> tuple[slice, ...]:
     """The model-grid box on the case grid (rounded outwards)."""
     scale = [s / g for s, g in zip(shape, grid)]
@@ -377,7 +388,7 @@ def _case_box(crop: _Crop, grid, shape) -> tuple[slice, ...]:
 
 def modality_effects(case: Case, bundle: ModelBundle, sampling: SamplingConfig, prediction: Prediction,
                      target: np.ndarray, box: tuple[slice, ...], *, memory_mb: float = 1024,
-                     progress: Progress | None = None) -> Generator[tuple[float, str], None, dict]:
+                     should_stop: Callable[[], bool] | None = None) -> Generator[tuple[float, str], None, dict]:
     """Re-run the prediction with each modality set to its healthy-tissue value inside ``box`` (case grid).
 
     Returns modality -> change of the mean TrustMap over the target (new − old) and the share of the
@@ -392,14 +403,9 @@ def modality_effects(case: Case, bundle: ModelBundle, sampling: SamplingConfig, 
         region[box] = True
         image[region & head] = float(np.median(case.images[mod][head]))
         changed = Case(case.name, {**case.images, mod: image}, case.grid, layout=case.layout, sources=case.sources)
-        gen = run_prediction(changed, bundle, sampling, memory_mb=memory_mb)
-        while True:
-            try:
-                f, msg = next(gen)
-            except StopIteration as done:
-                pred = done.value
-                break
-            yield (j + f) / len(mods), f"without {mod}: {msg}"
+        pred = yield from _rescaled(run_prediction(changed, bundle, sampling, memory_mb=memory_mb,
+                                                   should_stop=should_stop),
+                                    j / len(mods), 1 / len(mods), f"without {mod}: ")
         effects[mod] = {
             "trustmap_change": float(pred.trustmap[target].mean() - prediction.trustmap[target].mean()),
             "mask_change": float((pred.mask[box] != prediction.mask[box]).mean()),
@@ -459,14 +465,8 @@ def explain(case: Case, bundle: ModelBundle, prediction: Prediction, target: np.
     draws = [grad_cam(noisy()) for _ in range(STABILITY_DRAWS - 1)]
     occlusion = {}
     for name, vol, lo in (("clean", crop.volume, 0.05), ("noisy", noisy_volume, 0.35)):
-        gen = intervention_map(crop, vol)
-        while True:
-            try:
-                f, msg = next(gen)
-            except StopIteration as done:
-                occlusion[name] = done.value
-                break
-            yield step(lo + 0.3 * f, f"intervention{' (noisy input)' if name == 'noisy' else ''}: {msg}")
+        occlusion[name] = yield from _rescaled(intervention_map(crop, vol), lo * share, 0.3 * share,
+                                               f"intervention{' (noisy input)' if name == 'noisy' else ''}: ", stop)
     where = crop.elements
     maps = {"gradient": grad, "intervention": occlusion["clean"],
             "fused": fuse(grad, occlusion["clean"], gradient_stability(crop, [grad, noisy_grad, *draws]), where),
@@ -490,17 +490,9 @@ def explain(case: Case, bundle: ModelBundle, prediction: Prediction, target: np.
                               shares={m: shares(maps[m], cfg.modalities) for m in ("gradient", "intervention", "fused")},
                               faithfulness=faith)
     if pipeline_effects:
-        gen = modality_effects(case, bundle, sampling or SamplingConfig(), prediction, target,
-                               _case_box(crop, grid, case.shape), memory_mb=memory_mb)
-        while True:
-            try:
-                f, msg = next(gen)
-            except StopIteration as done:
-                explanation.effects = done.value
-                break
-            if stop():
-                raise Cancelled("cancelled by the user")
-            yield 0.5 + 0.5 * f, msg
+        explanation.effects = yield from _rescaled(
+            modality_effects(case, bundle, sampling or SamplingConfig(), prediction, target,
+                             _case_box(crop, grid, case.shape), memory_mb=memory_mb, should_stop=stop), 0.5, 0.5)
     explanation.summary = {
         "case": case.name, "region_channel": REGIONS[channel], "target_voxels": int(target.sum()),
         "target_ml": float(target.sum() * case.grid.voxel_volume_ml),
