@@ -13,7 +13,6 @@ fused map beats both single sources on deletion AUC.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from napari_entrust.benchmark import make_cases
 from napari_entrust.checkpoint import load_checkpoint
 from napari_entrust.config import SamplingConfig
 from napari_entrust.engine import predict_case, run_to_end
+from napari_entrust.evaluation import write_json
 from napari_entrust.explain import METHODS, choose_target, explain
 from napari_entrust.io import load_case
 from napari_entrust.nifti import atomic_write
@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     atomic_write(args.out / "explain.md", lambda tmp: tmp.write_text(text), overwrite=True)
-    atomic_write(args.out / "explain.json", lambda tmp: tmp.write_text(json.dumps({"rows": rows, "mean": mean}, indent=2)),
-                 overwrite=True)
+    write_json(args.out / "explain.json", {"rows": rows, "mean": mean}, overwrite=True)
     return 0
 
 

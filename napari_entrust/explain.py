@@ -34,7 +34,6 @@ correlation between the map and the map of the input with Gaussian noise of :dat
 from __future__ import annotations
 
 import copy
-import json
 import time
 import warnings
 from collections.abc import Callable, Generator
@@ -52,7 +51,8 @@ from .config import SamplingConfig
 from .engine import Prediction, run_prediction
 from .errors import Cancelled, InputError
 from .labels import REGIONS
-from .nifti import atomic_write, check_writable
+from .evaluation import write_json
+from .nifti import check_writable
 from .slices import bounding_box, case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple, resample
 
 METHODS = ("gradient", "intervention", "fused", "random")  #: random: the floor every map must beat
@@ -138,17 +138,9 @@ class _Crop:
 
     def scores(self, volumes: list[torch.Tensor]) -> np.ndarray:
         """Target score (mean fused probability over the target) of each modified crop volume."""
-        target = self.target_slices().to(self.device)
-        n_z = len(self.zs)
-        x = torch.cat([self.stacks(v) for v in volumes])  # (volumes × scored slices, M, ctx, H, W)
-        totals = torch.zeros(len(volumes))
-        with torch.inference_mode():
-            for i in range(0, x.shape[0], self.chunk):
-                f = self.net.features(x[i:i + self.chunk].to(self.device))
-                rows = torch.arange(i, i + f.fused_logits.shape[0])
-                p = torch.sigmoid(f.fused_logits[:, self.channel]) * target[rows % n_z]
-                totals.index_add_(0, rows // n_z, p.sum((1, 2)).float().cpu())
-        return (totals / float(target.sum())).numpy()
+        rows = torch.arange(len(self.zs))
+        total = float(self.target.sum())
+        return np.asarray([float(self.contributions(self.encode(v), rows).sum()) / total for v in volumes])
 
     def encode(self, volume: torch.Tensor) -> torch.Tensor:
         """Each modality's encoder output for the scored slices: (slices, M, C, H, W)."""
@@ -166,9 +158,9 @@ class _Crop:
             p = torch.sigmoid(self.net.enfuse(f).fused_logits[:, self.channel])
             return (p * self.target_slices().to(self.device)[rows]).sum((1, 2)).float().cpu()
 
-    def with_baseline(self, where: np.ndarray, volume: torch.Tensor | None = None) -> torch.Tensor:
+    def with_baseline(self, where: np.ndarray) -> torch.Tensor:
         """A copy of the crop volume with the elements ``where`` (M, cx, cy, cz) set to the healthy-tissue value."""
-        v = (self.volume if volume is None else volume).clone()
+        v = self.volume.clone()
         w = torch.from_numpy(where)
         v[w] = self.baseline[:, None, None, None].expand_as(v)[w]
         return v
@@ -227,36 +219,31 @@ def intervention_map(crop: _Crop, volume: torch.Tensor) -> Generator[tuple[float
     block = block_size(crop.box)
     ctx = crop.cfg.context
     features = crop.encode(volume)
-    all_rows = torch.arange(len(crop.zs))
-    clean_rows = crop.contributions(features, all_rows)
+    clean_rows = crop.contributions(features, torch.arange(len(crop.zs)))
     total = float(crop.target.sum())
     local = [range(b.start - c.start, b.stop - c.start, k) for b, c, k in zip(crop.box, crop.crop, block)]
     ends = [b.stop - c.start for b, c in zip(crop.box, crop.crop)]
-    blocks = [(m, slice(x0, min(x0 + block[0], ends[0])), slice(y0, min(y0 + block[1], ends[1])),
-               slice(z0, min(z0 + block[2], ends[2])))
-              for m in range(volume.shape[0]) for x0 in local[0] for y0 in local[1] for z0 in local[2]]
-    blocks = [sel for sel in blocks if crop.elements[sel].any()]
+    blocks = [[(m, slice(x0, min(x0 + block[0], ends[0])), slice(y0, min(y0 + block[1], ends[1])),
+                slice(z0, min(z0 + block[2], ends[2])))
+               for x0 in local[0] for y0 in local[1] for z0 in local[2]] for m in range(volume.shape[0])]
+    blocks = [[sel for sel in mine if crop.elements[sel].any()] for mine in blocks]  # per modality
     zs = np.asarray(crop.zs)
-    done = 0
-    for m in range(volume.shape[0]):
-        mine = [sel for sel in blocks if sel[0] == m]
-        batch: list[tuple] = []
-        for j, sel in enumerate(mine):
-            batch.append(sel)
-            if len(batch) < 8 and j < len(mine) - 1:
-                continue
+    count, done = sum(map(len, blocks)), 0
+    for m, mine in enumerate(blocks):
+        for start in range(0, len(mine), 8):
+            batch = mine[start:start + 8]
             stacks, rows, owner = [], [], []
             for b, (_, sx, sy, sz) in enumerate(batch):
                 affected = np.flatnonzero((zs >= sz.start - ctx) & (zs < sz.stop + ctx))
                 if affected.size == 0:
-                    continue
+                    continue  # no scored slice sees this block: no effect
                 v = volume[m].clone()
                 v[sx, sy, sz] = torch.where(torch.from_numpy(crop.elements[(m, sx, sy, sz)]), crop.baseline[m],
                                             v[sx, sy, sz])
                 stacks.append(context_stack(v[None], zs[affected].tolist(), ctx)[:, 0])
                 rows += affected.tolist()
                 owner += [b] * len(affected)
-            drops = torch.zeros(len(batch))  # a block no scored slice sees has no effect
+            drops = torch.zeros(len(batch))
             if rows:
                 x, _ = pad_to_multiple(torch.cat(stacks), crop.net.size_multiple)
                 rows_t = torch.as_tensor(rows, dtype=torch.long)
@@ -264,13 +251,12 @@ def intervention_map(crop: _Crop, volume: torch.Tensor) -> Generator[tuple[float
                     f = features[rows_t].clone()
                     f[:, m] = crop.net.encoders[m](x.to(crop.device))
                 change = crop.contributions(f, rows_t) - clean_rows[rows_t]
-                drops -= drops.clone().index_add_(0, torch.as_tensor(owner, dtype=torch.long), change) / total
+                drops = -drops.index_add_(0, torch.as_tensor(owner, dtype=torch.long), change) / total
             for sel, drop in zip(batch, drops.tolist()):
                 inside = crop.elements[sel]
                 out[sel] = np.where(inside, drop / inside.sum(), 0.0)
             done += len(batch)
-            batch = []
-            yield done / len(blocks), f"occluding block {done} of {len(blocks)}"
+            yield done / count, f"occluding block {done} of {count}"
     return out
 
 
@@ -345,8 +331,8 @@ def curves(crop: _Crop, attribution: np.ndarray, seed: int = 0) -> dict:
 
 def leakage(attribution: np.ndarray, target: np.ndarray, spacing_mm: float) -> float:
     """Share of the positive attribution mass farther than :data:`ON_TARGET_MM` from the target."""
-    near = ndimage.binary_dilation(target, iterations=max(int(round(ON_TARGET_MM / spacing_mm)), 0)) \
-        if ON_TARGET_MM >= spacing_mm else target
+    steps = int(round(ON_TARGET_MM / spacing_mm))
+    near = ndimage.binary_dilation(target, iterations=steps) if steps > 0 else target
     mass = np.clip(attribution, 0, None)
     total = float(mass.sum())
     return float(mass[:, ~near].sum() / total) if total > 0 else 0.0
@@ -555,7 +541,7 @@ def write_explanation(case: Case, explanation: Explanation, out_dir: str | Path,
     case.write(explanation.target.astype(np.uint8), files["target"], overwrite=overwrite, dtype=np.uint8,
                description="explained region")
     summary = {**explanation.summary, "files": {k: p.name for k, p in files.items()}}
-    atomic_write(files["explanation"], lambda tmp: tmp.write_text(json.dumps(summary, indent=2)), overwrite=overwrite)
+    write_json(files["explanation"], summary, overwrite)  # NaN (a region no input moves) becomes null
     return files
 
 
