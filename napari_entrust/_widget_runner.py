@@ -61,6 +61,7 @@ class PredictionRunner:
         self._stop = threading.Event()
         self._worker = None
         self._bar = None
+        self._message = ""
 
     @property
     def running(self) -> bool:
@@ -86,6 +87,7 @@ class PredictionRunner:
             return
         self._stop = threading.Event()
         self._bar = progress(total=_STEPS, desc=title)
+        self._message = title
         handlers = {"yielded": self._progress, "returned": on_result, "errored": self._failed,
                     "finished": self._finished}  # an "errored" handler also stops napari re-raising errors
         worker = thread_worker(_work, start_thread=False, connect=handlers)(model_path, device, self._stop, work)
@@ -103,9 +105,13 @@ class PredictionRunner:
     def _progress(self, update: tuple[float, str]) -> None:
         fraction, message = update
         bar = self._bar  # a local: updating the bar may process events, and the run may finish meanwhile
-        if bar is not None:
-            bar.update(max(int(fraction * _STEPS) - bar.n, 0))
-            bar.set_description(message)
+        if bar is not None:  # napari's bar repaints the window on every change: change only what changed
+            step = int(fraction * _STEPS) - bar.n
+            if step > 0:
+                bar.update(step)
+            if message != self._message:
+                self._message = message
+                bar.set_description(message)
         self._on_status(f"{fraction:.0%} {message}")
 
     def _failed(self, exc: BaseException) -> None:

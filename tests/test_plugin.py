@@ -133,7 +133,38 @@ def test_writer_contribution_saves_labels_on_the_source_grid(make_napari_viewer,
     assert int(img.header["sform_code"]) == 1
 
 
-def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot):
+@pytest.fixture
+def frozen_heap():
+    """Python's full garbage collections, measured while the test runs (start time, seconds).
+
+    The objects that exist before the test (every earlier test's viewers: millions of them) are
+    frozen out of the collector: in a full test session one full collection of that heap takes
+    100-400 ms and can fall in any event-loop turn, which says nothing about the plugin.
+    """
+    import gc
+
+    pauses: list[tuple[float, float]] = []
+    started: list[float] = []
+
+    def watch(phase, info):
+        if info["generation"] == 2:
+            if phase == "start":
+                started.append(time.perf_counter())
+            elif started:
+                t0 = started.pop()
+                pauses.append((t0, time.perf_counter() - t0))
+
+    gc.collect()
+    gc.freeze()
+    gc.callbacks.append(watch)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(watch)
+        gc.unfreeze()
+
+
+def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot, frozen_heap):
     """The GUI thread keeps answering (gaps ≤ 100 ms) while a real run works in its thread.
 
     Measured over the first run's work (model loading, encoding, sampling, assembling) and over a
@@ -149,6 +180,13 @@ def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot):
     timer.setInterval(10)
     timer.timeout.connect(lambda: beats.append(time.perf_counter()) if run._runner.running or measure_all else None)
 
+    def longest_gap(beats: list[float], which: str) -> str:
+        gaps = np.diff(beats)
+        i = int(np.argmax(gaps))
+        during = [f"{d * 1000:.0f} ms" for t, d in frozen_heap if beats[i] - 0.01 <= t <= beats[i + 1]]
+        return (f"GUI blocked for {gaps[i] * 1000:.0f} ms during the {which}, {beats[i] - beats[0]:.2f} s in"
+                f" (full garbage collections in that gap: {during or 'none'})")
+
     measure_all = False
     run._samples.value = 2
     run._steps.value = 4
@@ -156,7 +194,7 @@ def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot):
     timer.start()
     qtbot.waitUntil(lambda: not run._runner.running, timeout=120_000)
     timer.stop()
-    first = np.diff(beats)
+    first_beats = list(beats)
     qtbot.waitUntil(lambda: run._status.value.startswith("done:"), timeout=60_000)
 
     beats.clear()
@@ -165,11 +203,10 @@ def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot):
     timer.start()
     qtbot.waitUntil(lambda: run._status.value.startswith(("done:", "EnTrust")), timeout=120_000)
     timer.stop()
-    second = np.diff(beats)
     assert run._status.value.startswith("done:")
-    assert first.size > 50 and second.size > 50
-    assert first.max() <= 0.100, f"GUI blocked for {first.max() * 1000:.0f} ms during the first run"
-    assert second.max() <= 0.100, f"GUI blocked for {second.max() * 1000:.0f} ms during the re-run"
+    assert len(first_beats) > 50 and len(beats) > 50
+    assert np.diff(first_beats).max() <= 0.100, longest_gap(first_beats, "first run")
+    assert np.diff(beats).max() <= 0.100, longest_gap(beats, "re-run")
 
 
 def test_cancel_stops_quickly_and_leaves_the_viewer_unchanged(opened_sample, qtbot):
