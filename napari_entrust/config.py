@@ -12,14 +12,14 @@ class ModelConfig:
     modalities: tuple[str, ...] = MODALITIES
     spacing_mm: float = 2.0  #: model grid; inputs are resampled to it and results back
     context: int = 1  #: neighbouring slices on each side given to each modality encoder
-    encoder_channels: tuple[int, ...] = (12, 24, 48)  #: per-modality MONAI UNet widths
+    encoder_channels: tuple[int, ...] = (8, 16, 32)  #: per-modality MONAI UNet widths
     encoder_res_units: int = 0
     feature_channels: int = 8  #: f_m channels out of each encoder
     consensus_channels: int = 8  #: F_c
     specific_channels: int = 2  #: F_u,m per modality
     conflict_channels: int = 4  #: F_cf
     conflict_branch: bool = True  #: False: ablation without F_cf
-    denoiser_channels: int = 16
+    denoiser_channels: int = 8
     denoiser_dilations: tuple[int, ...] = (1, 2, 4)
     train_timesteps: int = 1000
     schedule: str = "scaled_linear_beta"

@@ -55,6 +55,11 @@ class Hypotheses:
     probs: torch.Tensor  #: (B, K, 3, H, W) per-hypothesis probabilities after the last step
     probe_plus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 + ε)
     probe_minus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 − ε)
+    #: (B, 3, H, W) the first step's x0 probability, averaged over the K hypotheses. From pure noise an
+    #: x0-predictor can only say E[y0 | features], the probability the K hypotheses estimate by voting;
+    #: this is the same quantity without the hypotheses' sampling noise (Rao-Blackwellised). Within
+    #: HARMONISE_RADIUS of fixed voxels it is the hypotheses' mean, which has taken the fixed values up.
+    first_step: torch.Tensor | None = None
 
 
 def slice_noise(seed: int, slice_index: int, steps: int, k: int, shape: tuple[int, int]) -> torch.Tensor:
@@ -118,6 +123,8 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
             y = torch.where(known, a_prev ** 0.5 * target + (1 - a_prev) ** 0.5 * z, y)
         return y, logits
 
+    first_logits = []
+
     def run(y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Steps ``first`` .. ``last`` - 1; returns the new y and the last x0 logits."""
         logits = None
@@ -127,15 +134,27 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
             z = noise[:, i + 1].reshape(y.shape)
             if not jumps or i == steps - 1:
                 y, logits = step(y, cond_h, i, z)
-                continue
-            y_plain, logits = step(y, cond_h, i, z)
-            a_t, a_prev = schedule.alpha(pairs[i][0]), schedule.alpha(pairs[i][1])
-            for j in range(jumps):  # harmonise near the fixed voxels: step, then noise back to level t
-                y_next, _ = step(y, cond_h, i, z)
-                y = (a_t / a_prev) ** 0.5 * y_next + (1 - a_t / a_prev) ** 0.5 * jump_noise[:, i * jumps + j].reshape(y.shape)
-            y, logits_h = step(y, cond_h, i, z)
-            y, logits = torch.where(zone, y, y_plain), torch.where(zone, logits_h, logits)
+            else:
+                y_plain, logits = step(y, cond_h, i, z)
+                a_t, a_prev = schedule.alpha(pairs[i][0]), schedule.alpha(pairs[i][1])
+                for j in range(jumps):  # harmonise near the fixed voxels: step, then noise back to level t
+                    y_next, _ = step(y, cond_h, i, z)
+                    y = (a_t / a_prev) ** 0.5 * y_next + (1 - a_t / a_prev) ** 0.5 * jump_noise[:, i * jumps + j].reshape(y.shape)
+                y, logits_h = step(y, cond_h, i, z)
+                y, logits = torch.where(zone, y, y_plain), torch.where(zone, logits_h, logits)
+            if i == 0:
+                first_logits.append(logits)
         return y, logits
+
+    def first_step_mean(probs: torch.Tensor) -> torch.Tensor:
+        """The first step's mean prediction; near fixed voxels, the hypotheses' own mean instead (at the
+        first step the fixed values are drowned in noise, so that prediction has not taken them up)."""
+        first = probabilities(first_logits[0]).mean(1)
+        if known is None:
+            return first
+        near = F.max_pool2d(known.reshape(b, k, *known.shape[1:])[:, 0].any(1, keepdim=True).float(),
+                            2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS).bool()
+        return torch.where(near, probs.mean(1), first)
 
     def probabilities(logits: torch.Tensor) -> torch.Tensor:
         probs = torch.sigmoid(logits)
@@ -152,8 +171,9 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
     split = steps - probe_steps if probing else steps
     y_split, logits = run(y, base, 0, split)
     if not probing:
-        return Hypotheses(probabilities(logits), None, None)
+        probs = probabilities(logits)
+        return Hypotheses(probs, None, None, first_step_mean(probs))
     probs = probabilities(run(y_split, base, split, steps)[1])
     plus = probabilities(run(y_split, conditioned(1.0 + probe_strength), split, steps)[1]).mean(1)
     minus = probabilities(run(y_split, conditioned(1.0 - probe_strength), split, steps)[1]).mean(1)
-    return Hypotheses(probs, plus, minus)
+    return Hypotheses(probs, plus, minus, first_step_mean(probs))

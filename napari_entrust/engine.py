@@ -23,7 +23,8 @@ from .checkpoint import ModelBundle
 from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
-from .labels import REGION_LABELS, REGIONS, from_regions, to_regions
+from .labels import REGION_LABELS, REGIONS, from_regions, in_region, to_regions
+from .model import channel_norm
 from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
 from .validity import ValidityReport
@@ -135,9 +136,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                 full = cond[zs] if sampling.conflict_scale == 1 else f.condition()[..., :nx, :ny].float().cpu()
                 pooled.append(validity.pooled_features(full, head_3d[..., zs].permute(2, 0, 1)))
             fused_wt[..., zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
-            maps["consensus"][..., zs] = unpad(f.consensus.norm(dim=1))
-            maps["conflict"][..., zs] = unpad(f.conflict.norm(dim=1) * abs(sampling.conflict_scale))
-            specific[..., zs] = unpad(f.specific.norm(dim=2))
+            maps["consensus"][..., zs] = unpad(channel_norm(f.consensus))
+            maps["conflict"][..., zs] = unpad(channel_norm(f.conflict) * abs(sampling.conflict_scale))
+            specific[..., zs] = unpad(channel_norm(f.specific, 2))
             weights[..., zs] = unpad(f.weights)
             yield 0.05 + 0.25 * (i + len(zs)) / len(head_slices), f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
     timings["encode_s"] = time.perf_counter() - t
@@ -189,8 +190,9 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
                              probe_steps=sampling.probe_steps, known=known, known_values=values,
                              jump_noise=jump_noise, should_stop=stop)
                 cf = torch.from_numpy(maps["conflict"][sx, sy][..., zs].transpose(2, 0, 1)).to(device)
-                stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength)
-                calibrated = torch.sigmoid(bundle.calibration(stats)) if sampling.calibrate else hyp.probs.mean(1)
+                stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength,
+                                         hyp.first_step)
+                calibrated = torch.sigmoid(bundle.calibration(stats)) if sampling.calibrate else stats[:, :, 0]
                 sel = inside[..., [z - sz.start for z in zs]]  # (h, w, len(zs))
 
                 def put(target: np.ndarray, values: np.ndarray) -> None:  # values (..., h, w, len(zs))
@@ -221,7 +223,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         sample_labels[:, fixed] = fixed_labels[fixed]
         prob_c[:, fixed] = to_regions(fixed_labels[fixed])
     # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
-    votes = np.stack([np.isin(sample_labels, REGION_LABELS[r]).mean(0) for r in REGIONS])
+    votes = np.stack([in_region(sample_labels, r).mean(0) for r in REGIONS])
     mask = from_regions(votes > 0.5)
     del votes
     trust = trustmap(prob_c).astype(np.float32)

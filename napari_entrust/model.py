@@ -45,6 +45,19 @@ class Features:
         return torch.cat([self.consensus, self.specific.reshape(b, m * cu, h, w), self.conflict * conflict_scale], 1)
 
 
+def channel_norm(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Euclidean norm over a channel dimension (the F_c, F_u,m and F_cf maps users see). The same as
+    ``x.norm(dim=dim)``, which on CPU is about 14× slower over a dimension that is not the last."""
+    return (x * x).sum(dim).sqrt()
+
+
+def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A 1×1 convolution as a channel contraction: the same result, 5-10× faster than oneDNN's
+    1×1 kernels on CPU for the few channels EnFuse has."""
+    out = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x)
+    return out if conv.bias is None else out + conv.bias[:, None, None]
+
+
 class EnFuse(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -62,19 +75,19 @@ class EnFuse(nn.Module):
     def forward(self, f: torch.Tensor) -> Features:
         b, m, c, h, w = f.shape
         flat = f.reshape(b * m, c, h, w)
-        weights = torch.softmax(self.gate(flat).reshape(b, m, h, w), dim=1)
-        proj = self.project_consensus(flat).reshape(b, m, -1, h, w)
+        weights = torch.softmax(pointwise(self.gate, flat).reshape(b, m, h, w), dim=1)
+        proj = pointwise(self.project_consensus, flat).reshape(b, m, -1, h, w)
         consensus = (weights[:, :, None] * proj).sum(1)
-        specific = self.project_specific(flat).reshape(b, m, -1, h, w)
+        specific = pointwise(self.project_specific, flat).reshape(b, m, -1, h, w)
         if self.use_conflict:
             dispersion = (weights[:, :, None] * (proj - consensus[:, None]) ** 2).sum(1)
-            conflict = self.phi(dispersion)
+            conflict = pointwise(self.phi[2], self.phi[1](self.phi[0](dispersion)))
         else:
             conflict = consensus.new_zeros(b, self.conflict_channels, h, w)
         modality_logits = None
         if self.training:  # deep supervision only; inference does not need them
-            modality_logits = self.modality_head(proj.reshape(b * m, -1, h, w)).reshape(b, m, N_REGIONS, h, w)
-        return Features(weights, consensus, specific, conflict, modality_logits, self.fused_head(consensus))
+            modality_logits = pointwise(self.modality_head, proj.reshape(b * m, -1, h, w)).reshape(b, m, N_REGIONS, h, w)
+        return Features(weights, consensus, specific, conflict, modality_logits, pointwise(self.fused_head, consensus))
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 1000.0) -> torch.Tensor:

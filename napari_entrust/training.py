@@ -19,7 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .config import ModelConfig
 from .distributed import DistributedContext, distributed_context
 from .diffusion import Schedule, sample, slice_noise, to_signed
-from .model import CalibrationHead, EnTrustNet, independence_loss
+from .model import CalibrationHead, EnTrustNet, channel_norm, independence_loss
 from .modalities import MODALITIES
 from .training_data import CropSampler, TrainingCase
 from .trust import trust_statistics
@@ -137,7 +137,7 @@ def calibration_statistics(net: EnTrustNet, cases: list[TrainingCase], tc: Train
                                          tc.calibration_samples, tuple(x.shape[-2:])) for j in range(batch)])
         hyp = sample(net, schedule, feats.condition(), noise, probe_strength=tc.probe_strength, probe_steps=2)
         stats.append(trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus,
-                                      feats.conflict.norm(dim=1), tc.probe_strength).cpu())
+                                      channel_norm(feats.conflict), tc.probe_strength, hyp.first_step).cpu())
         targets.append(y.cpu())
         masks.append(brain.cpu())
         if progress and ctx.main:

@@ -65,6 +65,9 @@ def test_known_voxels_are_held_fixed_in_every_hypothesis(tiny):
     hyp = sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 5, (12, 16)), known=known, known_values=values)
     fixed = hyp.probs.permute(1, 0, 2, 3, 4)[:, known]
     assert torch.equal(fixed, values[known].expand_as(fixed))
+    # next to fixed voxels p̄'s first-step term is the hypotheses' mean: the first step, from noise, has
+    # not seen the fixed values
+    torch.testing.assert_close(hyp.first_step, hyp.probs.mean(1))
 
 
 def test_probing_and_cancellation(tiny):
@@ -78,6 +81,23 @@ def test_probing_and_cancellation(tiny):
         sample(tiny.net, tiny.schedule, cond, _noise(0, [0, 1], 6, 3, (12, 16)),
                should_stop=lambda: calls.append(1) or len(calls) > 2)
     assert len(calls) == 3  # stopped at the third step, not at the end
+
+
+def test_first_step_prediction_is_the_noise_free_part_of_the_hypotheses_mean(tiny):
+    """p̄'s first-step term depends on the starting noise only, never on the noise of later steps."""
+    cond = _cond(tiny)
+    noise = _noise(0, [0, 1], 6, 4, (12, 16))
+    hyp = sample(tiny.net, tiny.schedule, cond, noise, probe_strength=0.5, probe_steps=2)
+    later = noise.clone()
+    later[:, 2:] = _noise(9, [0, 1], 6, 4, (12, 16))[:, 2:]
+    other = sample(tiny.net, tiny.schedule, cond, later, probe_strength=0.5, probe_steps=2)
+    torch.testing.assert_close(hyp.first_step, other.first_step)
+    assert not torch.allclose(hyp.probs, other.probs)
+    one_step = sample(tiny.net, tiny.schedule, cond, noise[:, :2])  # the first step is the last
+    torch.testing.assert_close(one_step.first_step, one_step.probs.mean(1))
+    cf = torch.zeros((2, 12, 16))
+    stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, 0.5, hyp.first_step)
+    torch.testing.assert_close(stats[:, :, 0], (hyp.probs.mean(1) + hyp.first_step) / 2)
 
 
 def test_trust_statistics_match_hand_computed_values():
