@@ -123,7 +123,7 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
             y = torch.where(known, a_prev ** 0.5 * target + (1 - a_prev) ** 0.5 * z, y)
         return y, logits
 
-    first_logits = []
+    first_logits: list[torch.Tensor] = []  # the first step's x0 logits (B·K, 3, H, W)
 
     def run(y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Steps ``first`` .. ``last`` - 1; returns the new y and the last x0 logits."""

@@ -58,6 +58,7 @@ def from_internal(labels: np.ndarray, convention: str) -> np.ndarray:
 _IN_REGION = np.zeros((len(REGIONS), 256), dtype=bool)
 for _i, _r in enumerate(REGIONS):
     _IN_REGION[_i, list(REGION_LABELS[_r])] = True
+del _i, _r
 
 
 def in_region(labels: np.ndarray, region: str) -> np.ndarray:

@@ -81,7 +81,7 @@ class EnFuse(nn.Module):
         specific = pointwise(self.project_specific, flat).reshape(b, m, -1, h, w)
         if self.use_conflict:
             dispersion = (weights[:, :, None] * (proj - consensus[:, None]) ** 2).sum(1)
-            conflict = pointwise(self.phi[2], self.phi[1](self.phi[0](dispersion)))
+            conflict = pointwise(self.phi[2], self.phi[1](self.phi[0](dispersion)))  # Φ: 3×3 conv, GELU, 1×1 conv
         else:
             conflict = consensus.new_zeros(b, self.conflict_channels, h, w)
         modality_logits = None
