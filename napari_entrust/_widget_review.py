@@ -92,7 +92,7 @@ class ReviewWidget(QWidget):
         self._discard_button = QPushButton("Discard")
         self._explain_button = QPushButton("Explain selected region")
         self._explain_button.setToolTip("which modality drives this region (Grad-CAM, intervention, fused), and how "
-                                        "faithful each map is; takes about a minute on a CPU")
+                                        "faithful each map is; about half a minute on a 2-core CPU")
         self._bars = {m: QProgressBar(minimum=0, maximum=100, format=f"{DISPLAY_NAMES[m]} %p%") for m in MODALITIES}
         self._attribution_modality = QComboBox()
         self._attribution_modality.addItems([ALL_MODALITIES, *[DISPLAY_NAMES[m] for m in MODALITIES]])

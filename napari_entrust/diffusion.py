@@ -98,6 +98,8 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
     if known is not None:
         known = known.to(device)[:, None].expand(-1, k, -1, -1, -1).reshape(b * k, *known.shape[1:])
         target = to_signed(known_values.to(device).float())[:, None].expand(-1, k, -1, -1, -1).reshape(known.shape)
+        # pixels within HARMONISE_RADIUS of a fixed voxel: the reach of an edit, (B·K, 1, H, W)
+        near = F.max_pool2d(known.any(1, keepdim=True).float(), 2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS).bool()
 
     jumps = 0
     if known is not None and jump_noise is not None and steps > 1:
@@ -105,10 +107,9 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
         if jump_noise.shape[1] != jumps * (steps - 1):
             raise ValueError(f"jump_noise has {jump_noise.shape[1]} draws, not a multiple of steps - 1 = {steps - 1}")
         jump_noise = jump_noise.to(device)
-        # only voxels within HARMONISE_RADIUS pixels of a fixed voxel are harmonised; the rest follow
-        # the plain trajectory, so an edit changes its neighbourhood and nothing far from it
-        near = F.max_pool2d(known.any(1, keepdim=True).float(), 2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS)
-        zone = near.bool().expand_as(known)
+        # only voxels near a fixed voxel are harmonised; the rest follow the plain trajectory, so an
+        # edit changes its neighbourhood and nothing far from it
+        zone = near.expand_as(known)
 
     def step(y: torch.Tensor, cond_h: torch.Tensor, i: int, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t, t_prev = pairs[i]
@@ -152,9 +153,7 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
         first = probabilities(first_logits[0]).mean(1)
         if known is None:
             return first
-        near = F.max_pool2d(known.reshape(b, k, *known.shape[1:])[:, 0].any(1, keepdim=True).float(),
-                            2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS).bool()
-        return torch.where(near, probs.mean(1), first)
+        return torch.where(near.reshape(b, k, *near.shape[1:])[:, 0], probs.mean(1), first)
 
     def probabilities(logits: torch.Tensor) -> torch.Tensor:
         probs = torch.sigmoid(logits)
