@@ -10,8 +10,9 @@ Prints tables and writes benchmarks/results/model_benchmark.{json,md}:
      inference, and (if given) a model trained without the conflict branch;
   3. speed and memory on this machine, K = 8: `entrust predict`'s engine on the 2 mm phantom vs
      five forward passes of a plain MONAI UNet over the same volume (each measured in a fresh
-     process for peak RSS, and both in this process for wall time), plus the achieved GFLOP/s of
-     the denoiser loop against a plain torch.matmul.
+     process for peak RSS, and both in this process for wall time, median of interleaved
+     repeats), plus the achieved GFLOP/s of the denoiser loop against a plain torch.matmul;
+  4. the same quality and speed numbers at fewer DDIM steps (``--steps-sweep``).
 """
 
 from __future__ import annotations
@@ -176,6 +177,9 @@ def main() -> None:
     p.add_argument("--cases", type=int, default=5)
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--steps-sweep", type=lambda v: [int(x) for x in v.split(",") if x], default=[4, 6],
+                   metavar="S,S", help="also measure quality and speed at these step counts (default 4,6; '' for none)")
+    p.add_argument("--repeats", type=int, default=5, help="same-process timing repeats, interleaved (median)")
     p.add_argument("--child", choices=("baseline", "entrust"), help=argparse.SUPPRESS)
     p.add_argument("--case-dir", help=argparse.SUPPRESS)
     p.add_argument("--skip-speed", action="store_true")
@@ -209,6 +213,9 @@ def accuracy(args, bundle, phantoms) -> dict:
                     samples=args.samples, steps=args.steps, conflict_scale=0.0))}
     if args.no_conflict_model:
         variants["trained without conflict branch"] = evaluate(load_checkpoint(args.no_conflict_model), phantoms, sampling)
+    for steps in args.steps_sweep:  # the speed / quality trade-off a user makes with --steps
+        if steps != args.steps:
+            variants[f"EnTrust, S = {steps}"] = evaluate(bundle, phantoms, SamplingConfig(samples=args.samples, steps=steps))
     out = {name: {"mean": mean_row(rows), "per_case": rows} for name, rows in variants.items()}
     print(f"Held-out phantoms {[ph.name for ph in phantoms]} (2 mm), K = {args.samples}, S = {args.steps}")
     print("| model | Dice WT | Dice TC | Dice ET | conflict AUROC | disagreement conflict / rest | s per case |")
@@ -230,17 +237,27 @@ def speed(args, bundle, ph) -> dict:
     case = ph.to_case()
     run_baseline(case, 1)
     run_entrust(case, bundle, 2, 2)
-    same_process = {"baseline_5x_s": run_baseline(case), "entrust_s": run_entrust(case, bundle, args.samples, args.steps)}
+    # interleaved repeats, medians: a shared 2-core machine's timings wander by ±30 % from run to run
+    steps_list = [args.steps, *(s for s in args.steps_sweep if s != args.steps)]
+    runs: dict[str, list[float]] = {"baseline_5x_s": [], **{f"entrust_s{s}": [] for s in steps_list}}
+    for _ in range(args.repeats):
+        runs["baseline_5x_s"].append(run_baseline(case))
+        for s in steps_list:
+            runs[f"entrust_s{s}"].append(run_entrust(case, bundle, args.samples, s))
+    median = {key: float(np.median(v)) for key, v in runs.items()}
+    same_process = {"baseline_5x_s": median["baseline_5x_s"], "entrust_s": median[f"entrust_s{args.steps}"],
+                    "repeats": args.repeats, "runs": runs}
     with tempfile.TemporaryDirectory() as tmp:
         save_phantom(ph, tmp)
         fresh = {"baseline_5x": fresh_process("baseline", Path(tmp), None, args.samples, args.steps),
                  "entrust": fresh_process("entrust", Path(tmp), args.model, args.samples, args.steps)}
     flops = denoiser_gflops(bundle, ph, args.samples, args.steps)
-    print(f"\nSpeed on {ph.name} (2 mm, {ph.images['t1'].shape}), K = {args.samples}, {torch.get_num_threads()} threads")
+    print(f"\nSpeed on {ph.name} (2 mm, {ph.images['t1'].shape}), K = {args.samples}, S = {args.steps}, "
+          f"{torch.get_num_threads()} threads")
     print("| measurement | EnTrust predict | 5 x MONAI UNet | ratio |")
     print("|---|---|---|---|")
-    print(f"| wall time, same process (s) | {same_process['entrust_s']:.2f} | {same_process['baseline_5x_s']:.2f} "
-          f"| {same_process['entrust_s'] / same_process['baseline_5x_s']:.2f} |")
+    print(f"| wall time, same process (s, median of {args.repeats}) | {same_process['entrust_s']:.2f} "
+          f"| {same_process['baseline_5x_s']:.2f} | {same_process['entrust_s'] / same_process['baseline_5x_s']:.2f} |")
     print(f"| wall time, fresh process (s) | {fresh['entrust']['seconds']:.2f} | {fresh['baseline_5x']['seconds']:.2f} "
           f"| {fresh['entrust']['seconds'] / fresh['baseline_5x']['seconds']:.2f} |")
     for key, label in (("working_memory_mb", "peak RSS above the loaded case"), ("peak_rss_mb", "peak RSS")):
@@ -248,6 +265,10 @@ def speed(args, bundle, ph) -> dict:
               f"| {fresh['entrust'][key] / fresh['baseline_5x'][key]:.2f} |")
     print(f"\nDenoiser loop: {flops['denoiser_loop_gflops']:.1f} GFLOP/s; torch.matmul 2048²: "
           f"{flops['matmul_gflops']:.1f} GFLOP/s ({flops['fraction_of_matmul']:.0%})")
+    if len(steps_list) > 1:
+        print("\nFewer steps (same process, medians): S | EnTrust s | ratio to 5 x UNet")
+        for s in steps_list:
+            print(f"  {s} | {median[f'entrust_s{s}']:.2f} | {median[f'entrust_s{s}'] / median['baseline_5x_s']:.2f}")
     return {"same_process": same_process, "fresh_process": fresh, "gflops": flops, "threads": torch.get_num_threads(),
             "baseline": "MONAI UNet(12 -> 3, channels 16/32/64/128, no residual units), 5 passes"}
 

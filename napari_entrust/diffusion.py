@@ -113,8 +113,7 @@ def sample(net: EnTrustNet, schedule: Schedule, cond: torch.Tensor, noise: torch
 
     def step(y: torch.Tensor, cond_h: torch.Tensor, i: int, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t, t_prev = pairs[i]
-        tt = torch.full((b * k,), t, device=device, dtype=torch.long)
-        logits = net.denoiser(y, tt, cond_h)
+        logits = net.denoiser(y, torch.full((1,), t, device=device, dtype=torch.long), cond_h)
         x0 = to_signed(torch.sigmoid(logits))
         a_t, a_prev = schedule.alpha(t), schedule.alpha(t_prev)
         eps = (y - a_t ** 0.5 * x0) / (1 - a_t) ** 0.5

@@ -23,7 +23,7 @@ from .checkpoint import ModelBundle
 from .config import SamplingConfig
 from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
-from .labels import REGION_LABELS, REGIONS, from_regions, in_region, to_regions
+from .labels import REGION_LABELS, REGIONS, from_regions, region_votes, to_regions
 from .model import channel_norm
 from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple, resample
 from .trust import case_score, trust_statistics, trustmap
@@ -173,7 +173,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
             for z0 in range(sz.start, sz.stop, chunk):
                 check_stop()
                 zs = list(range(z0, min(z0 + chunk, sz.stop)))
-                c = cond[zs][..., sx, sy].to(device)
+                c = cond[zs[0]:zs[-1] + 1, :, sx, sy].to(device)  # a view: slicing, not list indexing, copies only the box
                 # the noise of a slice depends on the seed, the slice and the box, never on chunking
                 noise = torch.stack([slice_noise(sampling.seed, (z * 4099 + sx.start) * 4099 + sy.start,
                                                  sampling.steps, k, (h, w)) for z in zs])
@@ -218,14 +218,13 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
 
     prob_c = back(prob)
     # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
-    sample_labels = np.stack([from_regions(back(region_samples[j].astype(np.float32)) > 0.5) for j in range(k)])
+    sample_labels = np.stack([from_regions(region_samples[j] if tuple(grid) == tuple(shape) else back(region_samples[j].astype(np.float32)))
+                              for j in range(k)])
     if fixed is not None:  # the user's decisions come back exactly, and certain
         sample_labels[:, fixed] = fixed_labels[fixed]
         prob_c[:, fixed] = to_regions(fixed_labels[fixed])
     # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
-    votes = np.stack([in_region(sample_labels, r).mean(0) for r in REGIONS])
-    mask = from_regions(votes > 0.5)
-    del votes
+    mask = from_regions(2 * region_votes(sample_labels) > k)
     trust = trustmap(prob_c).astype(np.float32)
     voxel_ml = case.grid.voxel_volume_ml
     counts = np.stack([np.bincount(s.ravel(), minlength=5) for s in sample_labels])  # (K, label values)

@@ -76,7 +76,8 @@ class TargetLogit(torch.nn.Module):
         self.channel = channel
 
     def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        logits = self.net.features(x).fused_logits[:, self.channel]
+        # through each encoder module (not the folded fast path of ``features``): Grad-CAM hooks them
+        logits = self.net.enfuse(self.net.encode(x)).fused_logits[:, self.channel]
         return (logits * target).sum((1, 2))[:, None]
 
 
@@ -149,7 +150,7 @@ class _Crop:
         with torch.inference_mode():
             for i in range(0, x.shape[0], self.chunk):
                 xi = x[i:i + self.chunk].to(self.device)
-                parts.append(torch.stack([enc(xi[:, m]) for m, enc in enumerate(self.net.encoders)], 1))
+                parts.append(self.net.encode(xi))
         return torch.cat(parts)
 
     def contributions(self, f: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

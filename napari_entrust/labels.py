@@ -69,6 +69,17 @@ def in_region(labels: np.ndarray, region: str) -> np.ndarray:
     return np.isin(labels, REGION_LABELS[region])
 
 
+def region_votes(samples: np.ndarray) -> np.ndarray:
+    """(K, ...) label maps -> (3, ...) how many of the K maps put each voxel in WT, TC, ET.
+
+    Counted per label value (equality tests, several times faster than a table lookup on K
+    volumes) and summed into the regions, which are unions of label values.
+    """
+    dtype = np.uint8 if samples.shape[0] < 256 else np.uint16
+    counts = {v: np.add.reduce(samples == v, axis=0, dtype=dtype) for v in (NCR, ED, ET)}
+    return np.stack([sum(counts[v] for v in REGION_LABELS[r]) for r in REGIONS])
+
+
 def to_regions(labels: np.ndarray) -> np.ndarray:
     """Label map (internal convention) -> boolean region channels, shape ``(3, *labels.shape)`` for WT, TC, ET."""
     return np.stack([in_region(labels, r) for r in REGIONS])

@@ -72,15 +72,27 @@ class EnFuse(nn.Module):
         self.modality_head = nn.Conv2d(cc, N_REGIONS, 1)
         self.fused_head = nn.Conv2d(cc, N_REGIONS, 1)
 
+    def projections(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1×1 maps applied to every f_m, stacked: gate logit, P_c, P_u -> weight (1 + Cc + Cu, C), bias."""
+        layers = (self.gate, self.project_consensus, self.project_specific)
+        return torch.cat([p.weight[:, :, 0, 0] for p in layers]), torch.cat([p.bias for p in layers])
+
     def forward(self, f: torch.Tensor) -> Features:
-        b, m, c, h, w = f.shape
-        flat = f.reshape(b * m, c, h, w)
-        weights = torch.softmax(pointwise(self.gate, flat).reshape(b, m, h, w), dim=1)
-        proj = pointwise(self.project_consensus, flat).reshape(b, m, -1, h, w)
-        consensus = (weights[:, :, None] * proj).sum(1)
-        specific = pointwise(self.project_specific, flat).reshape(b, m, -1, h, w)
+        """f: (B, M, C, H, W) encoder outputs."""
+        weight, bias = self.projections()
+        return self.fuse(torch.einsum("oc,bmchw->bmohw", weight, f) + bias[:, None, None])
+
+    def fuse(self, projected: torch.Tensor) -> Features:
+        """projected: (B, M, 1 + Cc + Cu, H, W), each f_m through :meth:`projections`."""
+        b, m, _, h, w = projected.shape
+        gate, proj, specific = projected.split([1, self.project_consensus.out_channels,
+                                                self.project_specific.out_channels], dim=2)
+        weights = torch.softmax(gate[:, :, 0], dim=1)
+        weighted = weights[:, :, None] * proj
+        consensus = weighted.sum(1)
         if self.use_conflict:
-            dispersion = (weights[:, :, None] * (proj - consensus[:, None]) ** 2).sum(1)
+            # Σ_m w_m (P_c f_m − F_c)² = Σ_m w_m (P_c f_m)² − F_c², as Σ_m w_m = 1: two passes fewer
+            dispersion = ((weighted * proj).sum(1) - consensus * consensus).clamp_min(0.0)
             conflict = pointwise(self.phi[2], self.phi[1](self.phi[0](dispersion)))  # Φ: 3×3 conv, GELU, 1×1 conv
         else:
             conflict = consensus.new_zeros(b, self.conflict_channels, h, w)
@@ -131,11 +143,27 @@ class Denoiser(nn.Module):
         return self.cond_in(cond)
 
     def forward(self, y_t: torch.Tensor, t: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:
+        """y_t: (B, 3, H, W); t: (B,), or (1,) when the whole batch is at one step (sampling);
+        cond_h: (B, C, H, W) from :meth:`condition`."""
         h = cond_h + self.y_in(y_t)
         emb = self.time(timestep_embedding(t, self.emb_dim))
         for block in self.blocks:
             h = block(h, emb)
         return self.out(h)
+
+
+def encode_projected(encoder: UNet, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``weight @ encoder(x) + bias`` per pixel, with the 1×1 map folded into the encoder's last layer
+    when that layer is a bare transposed convolution (MONAI's UNet with no residual units)."""
+    top = encoder.model[-1]
+    conv = getattr(top, "conv", None)
+    if not isinstance(conv, nn.ConvTranspose2d) or len(top) != 1:
+        return torch.einsum("oc,bchw->bohw", weight, encoder(x)) + bias[:, None, None]
+    folded = torch.einsum("icyx,oc->ioyx", conv.weight, weight)  # ConvTranspose2d weights: (in, out, kH, kW)
+    if conv.bias is not None:
+        bias = weight @ conv.bias + bias
+    return F.conv_transpose2d(encoder.model[:-1](x), folded, bias, conv.stride, conv.padding,
+                              conv.output_padding, conv.groups, conv.dilation)
 
 
 class EnTrustNet(nn.Module):
@@ -156,10 +184,20 @@ class EnTrustNet(nn.Module):
         """Slices must have height and width divisible by this (encoder down-sampling)."""
         return 2 ** (len(self.cfg.encoder_channels) - 1)
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, M, context slices, H, W) normalised intensities -> f: (B, M, C, H, W)."""
+        return torch.stack([enc(x[:, i]) for i, enc in enumerate(self.encoders)], dim=1)
+
     def features(self, x: torch.Tensor) -> Features:
-        """x: (B, M, context slices, H, W) normalised intensities."""
-        f = torch.stack([enc(x[:, i]) for i, enc in enumerate(self.encoders)], dim=1)
-        return self.enfuse(f)
+        """x: (B, M, context slices, H, W) -> EnFuse features; the same as ``enfuse(encode(x))``.
+
+        EnFuse's first step is linear in f_m (gate, P_c, P_u), and so is each encoder's last layer
+        (a bare transposed convolution), so the two are composed into one layer: the full-resolution
+        f_m is never formed, which halves the cost of EnFuse on CPU.
+        """
+        weight, bias = self.enfuse.projections()
+        return self.enfuse.fuse(torch.stack([encode_projected(enc, x[:, i], weight, bias)
+                                             for i, enc in enumerate(self.encoders)], dim=1))
 
     def forward(self, x: torch.Tensor, y_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, Features]:
         """Training pass: one noisy mask per slice."""

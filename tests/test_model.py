@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import nibabel as nib
@@ -17,6 +18,7 @@ from napari_entrust.checkpoint import ModelBundle, load_checkpoint, save_checkpo
 from napari_entrust.config import ModelConfig, SamplingConfig
 from napari_entrust.diffusion import Schedule, sample, slice_noise
 from napari_entrust.errors import Cancelled, EntrustError
+from napari_entrust.labels import REGIONS, from_regions, in_region, region_votes
 from napari_entrust.model import CalibrationHead, EnTrustNet, cross_covariance, hsic
 from napari_entrust.outputs import write_prediction
 from napari_entrust.trust import binary_entropy, trust_statistics, trustmap
@@ -168,6 +170,42 @@ def test_enfuse_weights_are_a_distribution_and_conflict_is_flat_where_modalities
     assert change[2:5, 2:5].mean() > 10 * change[6:, 6:].mean()
 
 
+@pytest.mark.parametrize("res_units", [0, 1])
+def test_features_are_enfuse_of_the_encoders_as_the_design_writes_it(res_units):
+    """The engine's path (EnFuse's 1×1 maps folded into each encoder's last layer, the dispersion as
+    Σ w p² − F_c²) gives what the design states, computed here step by step from the encoders' f_m.
+    With residual units the last layer is not linear and the plain path is taken."""
+    torch.manual_seed(1)
+    net = EnTrustNet(replace(TINY, encoder_res_units=res_units)).eval()
+    ef = net.enfuse
+    x = torch.randn(2, 4, TINY.in_slices, 16, 24)
+
+    def conv(layer, t):
+        return torch.nn.functional.conv2d(t, layer.weight, layer.bias)
+
+    with torch.no_grad():
+        got = net.features(x)
+        f = [enc(x[:, m]) for m, enc in enumerate(net.encoders)]
+        w = torch.softmax(torch.cat([conv(ef.gate, fm) for fm in f], 1), 1)
+        proj = [conv(ef.project_consensus, fm) for fm in f]
+        consensus = sum(w[:, m:m + 1] * proj[m] for m in range(4))
+        dispersion = sum(w[:, m:m + 1] * (proj[m] - consensus) ** 2 for m in range(4))
+        specific = torch.stack([conv(ef.project_specific, fm) for fm in f], 1)
+    for name, want in (("weights", w), ("consensus", consensus), ("specific", specific),
+                       ("conflict", ef.phi(dispersion)), ("fused_logits", conv(ef.fused_head, consensus))):
+        torch.testing.assert_close(getattr(got, name), want, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_region_votes_count_hypotheses_per_region():
+    rng = np.random.default_rng(0)
+    samples = rng.choice(np.array([0, 1, 2, 4], np.uint8), size=(7, 5, 6, 3))
+    votes = region_votes(samples)
+    for i, r in enumerate(REGIONS):
+        np.testing.assert_array_equal(votes[i], in_region(samples, r).sum(0), err_msg=r)
+    many = np.full((300, 2, 2, 2), 4, np.uint8)  # more hypotheses than a uint8 count holds
+    assert region_votes(many).min() == 300
+
+
 def test_sampling_options_are_validated():
     for bad in (dict(samples=0), dict(steps=0), dict(probe_strength=1.0), dict(eta=2.0), dict(probe_steps=20)):
         with pytest.raises(ValueError):
@@ -196,6 +234,8 @@ def test_engine_outputs_are_complete_deterministic_and_chunking_independent(tiny
     for name in ("prob", "trustmap", "entropy", "mutual_info", "probe", "conflict"):  # floats: batch-size rounding only
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), atol=1e-5, err_msg=name)
     assert a.samples.shape == (3, *case.shape) and a.prob.shape == (3, *case.shape)
+    majority = from_regions(np.stack([in_region(a.samples, r).mean(0) > 0.5 for r in REGIONS]))
+    np.testing.assert_array_equal(a.mask, majority)  # the mask is the hypotheses' majority vote per region
     assert np.all(a.trustmap[~fixed_roi] == 0) and 0 <= a.trustmap.min() and a.trustmap.max() <= 1
     total = sum(a.weights.values())
     np.testing.assert_allclose(total[case.images["t1"] > 0], 1.0, atol=1e-5)
