@@ -29,7 +29,7 @@ from .labels import from_regions
 from .modalities import MODALITIES
 from .nifti import atomic_write
 from .provenance import sha256_of
-from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple
+from .slices import case_volume, encoder_input, from_model_grid, head_box, head_voxels
 from .trust import binary_entropy, trustmap
 
 KIND = "unet-baseline"
@@ -176,8 +176,9 @@ def run_baseline(case: Case, members: Sequence[Baseline] | Callable[[int], Basel
         raise InputError(case.name, f"the model needs {', '.join(cfg.modalities)}; missing {', '.join(missing)}")
     yield 0.0, "normalising"
     volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
-    nx, ny, nz = grid
-    _, head_slices = head_voxels(volume)
+    head, head_slices = head_voxels(volume)
+    bx, by = head_box(head)  # as EnTrust's encoders: only the head's in-plane box
+    hx, hy = bx.stop - bx.start, by.stop - by.start
     runs = n * passes
     probs = np.zeros((runs, 3, *grid), np.float32)
     multiple = 2 ** (len(cfg.channels) - 1)
@@ -193,9 +194,9 @@ def run_baseline(case: Case, members: Sequence[Baseline] | Callable[[int], Basel
                 torch.manual_seed(seed + 1009 * p)
                 for j in range(0, len(head_slices), chunk):
                     zs = head_slices[j:j + chunk]
-                    x, _ = pad_to_multiple(context_stack(volume, zs, cfg.context), multiple)
-                    out = torch.sigmoid(net(x.flatten(1, 2).to(device)))[..., :nx, :ny].float().cpu().numpy()
-                    probs[i * passes + p][..., zs] = np.moveaxis(out, 0, -1)
+                    x = encoder_input(volume, zs, cfg.context, (bx, by), multiple)
+                    out = torch.sigmoid(net(x.flatten(1, 2).to(device)))[..., :hx, :hy].float().cpu().numpy()
+                    probs[i * passes + p][:, bx, by, zs] = np.moveaxis(out, 0, -1)
                 _enable_dropout(net, False)
                 yield (i * passes + p + 1) / runs * 0.9, f"pass {i * passes + p + 1} of {runs}"
             del member, net

@@ -173,7 +173,7 @@ def feature_dependence(bundle, case_dirs: list[Path], pixels: int = 2048, hsic_p
     """
     from .io import load_case
     from .model import hsic
-    from .slices import case_volume, context_stack, pad_to_multiple
+    from .slices import case_volume, encoder_input, head_box, head_voxels
 
     cfg, net = bundle.config, bundle.net
     gen = torch.Generator().manual_seed(0)
@@ -182,7 +182,7 @@ def feature_dependence(bundle, case_dirs: list[Path], pixels: int = 2048, hsic_p
         case = load_case(case_dir)
         volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
         zs = np.linspace(grid[2] * 0.3, grid[2] * 0.7, 6).astype(int).tolist()
-        x, _ = pad_to_multiple(context_stack(volume, zs, cfg.context), net.size_multiple)
+        x = encoder_input(volume, zs, cfg.context, head_box(head_voxels(volume)[0]), net.size_multiple)
         with torch.inference_mode():
             f = net.features(x)
         brain = (x[:, :, cfg.context] != 0).any(1).reshape(-1)

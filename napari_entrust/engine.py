@@ -1,8 +1,8 @@
 """Run EnTrust on one case: the path from a loaded :class:`Case` to every output map.
 
-normalise → model grid → encoders + EnFuse once per slice (chunked under a memory budget) →
-region of interest from the fused head → K hypotheses × S DDIM steps on that region (chunked) →
-TrustMap statistics → calibration head → back to the case grid. :func:`run_prediction` is a
+normalise → model grid → encoders + EnFuse once per slice, on the head's in-plane box (chunked
+under a memory budget) → region of interest from the fused head → K hypotheses × S DDIM steps on
+that region (chunked) → TrustMap statistics → calibration head → back to the case grid. :func:`run_prediction` is a
 generator that yields ``(fraction, message)`` and returns the :class:`Prediction`, so the same code
 drives the CLI's progress bar, napari's progress bar (in a thread worker) and tests.
 """
@@ -25,7 +25,7 @@ from .diffusion import sample, slice_noise
 from .errors import Cancelled, InputError
 from .labels import REGION_LABELS, REGIONS, from_regions, region_votes, to_regions
 from .model import channel_norm
-from .slices import case_volume, context_stack, from_model_grid, head_voxels, pad_to_multiple, resample
+from .slices import case_volume, encoder_input, from_model_grid, head_box, head_voxels, resample
 from .trust import case_score, trust_statistics, trustmap
 from .validity import ValidityReport
 
@@ -116,31 +116,35 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     maps = {k: np.zeros(grid, np.float32) for k in ("consensus", "conflict")}
     specific = np.zeros((m, *grid), np.float32)
     weights = np.zeros((m, *grid), np.float32)
-    per_slice = nx * ny * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
+    head_3d, head_slices = head_voxels(volume)
+    bx, by = head_box(head_3d)  # only the head is encoded; everything else stays 0
+    hx, hy = bx.stop - bx.start, by.stop - by.start
+    per_slice = hx * hy * 4 * (m * cfg.in_slices + m * sum(cfg.encoder_channels) * 6 + n_cond * 2)
     chunk = _slices_per_chunk(per_slice, memory_mb)
-    head_3d, head_slices = head_voxels(volume)  # slices outside the head stay 0
     pooled = []  # per-slice mean EnFuse features, for the input-validity check
 
-    def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., nx, ny, B) without padding
-        return np.moveaxis(a[..., :nx, :ny].float().cpu().numpy(), 0, -1)
+    def unpad(a: torch.Tensor) -> np.ndarray:  # (B, ..., H, W) -> (..., hx, hy, B) without padding
+        return np.moveaxis(a[..., :hx, :hy].float().cpu().numpy(), 0, -1)
 
     with torch.inference_mode():
         for i in range(0, len(head_slices), chunk):
             check_stop()
             zs = head_slices[i:i + chunk]
-            x, _ = pad_to_multiple(context_stack(volume, zs, cfg.context), net.size_multiple)
-            f = net.features(x.to(device))
-
-            cond[zs] = f.condition(sampling.conflict_scale)[..., :nx, :ny].float().cpu()
+            f = net.features(encoder_input(volume, zs, cfg.context, (bx, by), net.size_multiple).to(device))
+            condition = f.condition(sampling.conflict_scale)[..., :hx, :hy].float().cpu()
+            cond[zs, :, bx, by] = condition
             if bundle.validity:
-                full = cond[zs] if sampling.conflict_scale == 1 else f.condition()[..., :nx, :ny].float().cpu()
-                pooled.append(validity.pooled_features(full, head_3d[..., zs].permute(2, 0, 1)))
-            fused_wt[..., zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
-            maps["consensus"][..., zs] = unpad(channel_norm(f.consensus))
-            maps["conflict"][..., zs] = unpad(channel_norm(f.conflict) * abs(sampling.conflict_scale))
-            specific[..., zs] = unpad(channel_norm(f.specific, 2))
-            weights[..., zs] = unpad(f.weights)
+                full = condition if sampling.conflict_scale == 1 else f.condition()[..., :hx, :hy].float().cpu()
+                pooled.append(validity.pooled_features(full, head_3d[bx, by][..., zs].permute(2, 0, 1)))
+            fused_wt[bx, by, zs] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
+            maps["consensus"][bx, by, zs] = unpad(channel_norm(f.consensus))
+            maps["conflict"][bx, by, zs] = unpad(channel_norm(f.conflict) * abs(sampling.conflict_scale))
+            specific[:, bx, by, zs] = unpad(channel_norm(f.specific, 2))
+            weights[:, bx, by, zs] = unpad(f.weights)
             yield 0.05 + 0.25 * (i + len(zs)) / len(head_slices), f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"
+    head = head_3d.numpy()
+    for a in (*maps.values(), specific, weights):  # features of the background mean nothing: shown as 0
+        a *= head
     timings["encode_s"] = time.perf_counter() - t
     if bundle.validity:
         checks.append(validity.feature_check(torch.cat(pooled) if pooled else torch.zeros((0, n_cond)),
@@ -153,7 +157,6 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     prob = np.zeros((3, *grid), np.float32)
     region_samples = np.zeros((k, 3, *grid), bool)
     stats_max = {name: np.zeros(grid, np.float32) for name in ("entropy", "mutual_info", "probe")}
-    head = head_3d.numpy()
     roi_mask = region_of_interest(fused_wt, head)
     known_model = None
     if fixed is not None and fixed.any():
@@ -218,13 +221,14 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
 
     prob_c = back(prob)
     # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
-    sample_labels = np.stack([from_regions(region_samples[j] if tuple(grid) == tuple(shape) else back(region_samples[j].astype(np.float32)))
+    same_grid = tuple(grid) == tuple(shape)
+    sample_labels = np.stack([from_regions(region_samples[j] if same_grid else back(region_samples[j].astype(np.float32)))
                               for j in range(k)])
     if fixed is not None:  # the user's decisions come back exactly, and certain
         sample_labels[:, fixed] = fixed_labels[fixed]
         prob_c[:, fixed] = to_regions(fixed_labels[fixed])
     # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
-    mask = from_regions(2 * region_votes(sample_labels) > k)
+    mask = from_regions(region_votes(sample_labels) > k / 2)
     trust = trustmap(prob_c).astype(np.float32)
     voxel_ml = case.grid.voxel_volume_ml
     counts = np.stack([np.bincount(s.ravel(), minlength=5) for s in sample_labels])  # (K, label values)

@@ -42,6 +42,25 @@ def head_voxels(volume: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     return head, torch.nonzero(head.flatten(0, 1).any(0)).flatten().tolist()
 
 
+def head_box(head: torch.Tensor) -> tuple[slice, slice]:
+    """In-plane (X, Y) bounding box of a head mask (X, Y, Z) over all its slices."""
+    xs, ys = torch.nonzero(head.any(2).any(1)).flatten(), torch.nonzero(head.any(2).any(0)).flatten()
+    if xs.numel() == 0:
+        return slice(0, 0), slice(0, 0)
+    return slice(int(xs[0]), int(xs[-1]) + 1), slice(int(ys[0]), int(ys[-1]) + 1)
+
+
+def encoder_input(volume: torch.Tensor, z: list[int], context: int, box: tuple[slice, slice],
+                  multiple: int) -> torch.Tensor:
+    """The encoders' input for slices ``z``: the in-plane ``box`` (the head's, see :func:`head_box`)
+    of each slice with its context, zero-padded to ``multiple``: (B, M, 2·context + 1, H, W).
+
+    The engine and the input-validity statistics both encode this way. Only the head is encoded
+    (a third fewer pixels than the whole slice on a BraTS-like field of view); the model was trained
+    on 64-pixel crops, so a slice's field of view is not something it depends on."""
+    return pad_to_multiple(context_stack(volume[:, box[0], box[1]], z, context), multiple)[0]
+
+
 def from_model_grid(a: np.ndarray, grid, shape) -> np.ndarray:
     """(..., *grid) float array -> (..., *shape) on the case grid (trilinear; identity when equal)."""
     if tuple(grid) == tuple(shape):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .modalities import DISPLAY_NAMES
-from .slices import context_stack, head_voxels, pad_to_multiple
+from .slices import encoder_input, head_box, head_voxels
 
 HISTOGRAM_RANGE = (-0.5, 2.0)  #: normalised intensities (head percentiles 0.5 / 99.5 → 0 / 1)
 HISTOGRAM_BINS = 32
@@ -94,14 +94,16 @@ def pooled_features(condition: torch.Tensor, head: torch.Tensor) -> torch.Tensor
 def case_features(net, volume: torch.Tensor, chunk: int = 16) -> torch.Tensor:
     """Pooled EnFuse features of every slice of a normalised (M, X, Y, Z) volume (what the engine pools)."""
     head, slices = head_voxels(volume)
+    box = head_box(head)
+    hx, hy = box[0].stop - box[0].start, box[1].stop - box[1].start
     device = next(net.parameters()).device
     out = []
     with torch.inference_mode():
         for i in range(0, len(slices), chunk):
             zs = slices[i:i + chunk]
-            x, _ = pad_to_multiple(context_stack(volume, zs, net.cfg.context), net.size_multiple)
-            cond = net.features(x.to(device)).condition()[..., :volume.shape[1], :volume.shape[2]].float().cpu()
-            out.append(pooled_features(cond, head[..., zs].permute(2, 0, 1)))
+            x = encoder_input(volume, zs, net.cfg.context, box, net.size_multiple)
+            cond = net.features(x.to(device)).condition()[..., :hx, :hy].float().cpu()
+            out.append(pooled_features(cond, head[box[0], box[1]][..., zs].permute(2, 0, 1)))
     return torch.cat(out) if out else torch.zeros((0, 0))
 
 

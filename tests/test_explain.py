@@ -15,6 +15,7 @@ from napari_entrust.config import SamplingConfig
 from napari_entrust.engine import predict_case, run_to_end
 from napari_entrust.explain import caveat, choose_target, explain, fuse
 from napari_entrust.outputs import write_prediction
+from napari_entrust.review import find_uncertain_regions
 
 QUICK = SamplingConfig(samples=2, steps=2, probe_steps=1)
 
@@ -94,12 +95,15 @@ def test_cli_writes_maps_and_numbers_and_refuses_bad_regions(brats_case_dir, bun
     write_prediction(case, pred, tmp_path / "pred")
     _, regions_text = choose_target(pred, case.grid.voxel_volume_ml, "lesion")
     assert regions_text == "the predicted lesion"
+    last = len(find_uncertain_regions(pred.trustmap, voxel_ml=case.grid.voxel_volume_ml, weights=pred.weights,
+                                      specific=pred.specific, conflict=pred.conflict))  # not only region 1
+    assert last >= 2
     out = tmp_path / "why"
-    args = ["explain", str(brats_case_dir), "--prediction", str(tmp_path / "pred"), "--region", "3", "--out",
+    args = ["explain", str(brats_case_dir), "--prediction", str(tmp_path / "pred"), "--region", str(last), "--out",
             str(out), "--samples", "2", "--steps", "2"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "uncertain region 3" in printed and "deletion AUC" in printed
+    assert f"uncertain region {last}" in printed and "deletion AUC" in printed
     summary = json.loads((out / "explanation.json").read_text())
     assert set(summary["faithfulness"]) == {"gradient", "intervention", "fused", "random"}
     assert set(summary["effects"]) == {"t1", "t1ce", "t2", "flair"}

@@ -20,6 +20,7 @@ from napari_entrust.diffusion import Schedule, sample, slice_noise
 from napari_entrust.errors import Cancelled, EntrustError
 from napari_entrust.labels import REGIONS, from_regions, in_region, region_votes
 from napari_entrust.model import CalibrationHead, EnTrustNet, cross_covariance, hsic
+from napari_entrust.normalize import head_mask
 from napari_entrust.outputs import write_prediction
 from napari_entrust.trust import binary_entropy, trust_statistics, trustmap
 
@@ -237,8 +238,9 @@ def test_engine_outputs_are_complete_deterministic_and_chunking_independent(tiny
     majority = from_regions(np.stack([in_region(a.samples, r).mean(0) > 0.5 for r in REGIONS]))
     np.testing.assert_array_equal(a.mask, majority)  # the mask is the hypotheses' majority vote per region
     assert np.all(a.trustmap[~fixed_roi] == 0) and 0 <= a.trustmap.min() and a.trustmap.max() <= 1
-    total = sum(a.weights.values())
-    np.testing.assert_allclose(total[case.images["t1"] > 0], 1.0, atol=1e-5)
+    total, head = sum(a.weights.values()), head_mask(case.images)
+    np.testing.assert_allclose(total[head], 1.0, atol=1e-5)  # a distribution over modalities in the head ...
+    assert not total[~head].any() and not a.consensus[~head].any()  # ... and no feature maps off it
     files = write_prediction(case, a, tmp_path / "out")
     assert len(files) == 18
     mask = nib.load(files["mask"])

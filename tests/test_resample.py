@@ -24,7 +24,7 @@ def test_edited_voxels_stay_fixed_and_uncertainty_drops_next_to_them(first_pass)
     case, bundle, sampling, before = first_pass
     regions = find_uncertain_regions(before.trustmap, voxel_ml=case.grid.voxel_volume_ml, weights=before.weights,
                                      specific=before.specific, conflict=before.conflict)
-    assert len(regions) >= 3
+    assert len(regions) >= 2
     # the user settles one half of each of the (up to 8) most uncertain regions by adopting a hypothesis there
     fixed = np.zeros(case.shape, bool)
     labels = before.mask.copy()
