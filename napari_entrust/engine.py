@@ -2,9 +2,10 @@
 
 normalise → model grid → encoders + EnFuse once per slice, on the head's in-plane box (chunked
 under a memory budget) → region of interest from the fused head → K hypotheses × S DDIM steps on
-that region (chunked) → TrustMap statistics → calibration head → back to the case grid. :func:`run_prediction` is a
-generator that yields ``(fraction, message)`` and returns the :class:`Prediction`, so the same code
-drives the CLI's progress bar, napari's progress bar (in a thread worker) and tests.
+that region (chunked) → TrustMap statistics → calibration head → back to the case grid.
+:func:`run_prediction` is a generator that yields ``(fraction, message)`` and returns the
+:class:`Prediction`, so the same code drives the CLI's progress bar, napari's progress bar (in a
+thread worker) and tests.
 """
 
 from __future__ import annotations
@@ -176,7 +177,7 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
             for z0 in range(sz.start, sz.stop, chunk):
                 check_stop()
                 zs = list(range(z0, min(z0 + chunk, sz.stop)))
-                c = cond[zs[0]:zs[-1] + 1, :, sx, sy].to(device)  # a view: slicing, not list indexing, copies only the box
+                c = cond[zs[0]:zs[-1] + 1, :, sx, sy].to(device)  # a view (list indexing would copy slices)
                 # the noise of a slice depends on the seed, the slice and the box, never on chunking
                 noise = torch.stack([slice_noise(sampling.seed, (z * 4099 + sx.start) * 4099 + sy.start,
                                                  sampling.steps, k, (h, w)) for z in zs])
