@@ -24,7 +24,7 @@ from ._writer import layer_meta, save_corrected_mask
 from .config import SamplingConfig
 from .engine import Prediction
 from .explain import Explanation, caveat, explain
-from .labels import REGIONS, in_region
+from .labels import region_votes
 from .modalities import DISPLAY_NAMES, MODALITIES
 from .provenance import now
 from .review import (DEFAULT_THRESHOLD, Edit, ReviewState, UncertainRegion, adopt_values, bbox_of, erase_values,
@@ -379,7 +379,7 @@ class ReviewWidget(QWidget):
 
         samples = np.stack([to_case(s) for s in layer_data("samples", "samples")])
         return Prediction(
-            mask=data("mask", "mask"), prob=np.stack([in_region(samples, r).mean(0) for r in REGIONS]),
+            mask=data("mask", "mask"), prob=region_votes(samples) / len(samples),
             samples=samples, trustmap=data("TrustMap", "trustmap"), entropy=data("entropy", "entropy"),
             mutual_info=data("mutual info", "mutual_info"), probe=data("probe", "probe"),
             consensus=data("consensus F_c", "consensus"), conflict=data("conflict F_cf", "conflict"),

@@ -51,11 +51,16 @@ def channel_norm(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return (x * x).sum(dim).sqrt()
 
 
+def channel_map(weight: torch.Tensor, bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """``weight`` (O, C) applied to the channels of ``x`` (..., C, H, W), plus ``bias`` (O,)."""
+    out = torch.einsum("oc,...chw->...ohw", weight, x)
+    return out if bias is None else out + bias[:, None, None]
+
+
 def pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """A 1×1 convolution as a channel contraction: the same result, 5-10× faster than oneDNN's
     1×1 kernels on CPU for the few channels EnFuse has."""
-    out = torch.einsum("oc,nchw->nohw", conv.weight[:, :, 0, 0], x)
-    return out if conv.bias is None else out + conv.bias[:, None, None]
+    return channel_map(conv.weight[:, :, 0, 0], conv.bias, x)
 
 
 class EnFuse(nn.Module):
@@ -79,8 +84,7 @@ class EnFuse(nn.Module):
 
     def forward(self, f: torch.Tensor) -> Features:
         """f: (B, M, C, H, W) encoder outputs."""
-        weight, bias = self.projections()
-        return self.fuse(torch.einsum("oc,bmchw->bmohw", weight, f) + bias[:, None, None])
+        return self.fuse(channel_map(*self.projections(), f))
 
     def fuse(self, projected: torch.Tensor) -> Features:
         """projected: (B, M, 1 + Cc + Cu, H, W), each f_m through :meth:`projections`."""
@@ -158,7 +162,7 @@ def encode_projected(encoder: UNet, x: torch.Tensor, weight: torch.Tensor, bias:
     top = encoder.model[-1]
     conv = getattr(top, "conv", None)
     if not isinstance(conv, nn.ConvTranspose2d) or len(top) != 1:
-        return torch.einsum("oc,bchw->bohw", weight, encoder(x)) + bias[:, None, None]
+        return channel_map(weight, bias, encoder(x))
     folded = torch.einsum("icyx,oc->ioyx", conv.weight, weight)  # ConvTranspose2d weights: (in, out, kH, kW)
     if conv.bias is not None:
         bias = weight @ conv.bias + bias
