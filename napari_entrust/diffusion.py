@@ -62,10 +62,12 @@ class Hypotheses:
     first_step: torch.Tensor | None = None
 
 
-def slice_noise(seed: int, slice_index: int, steps: int, k: int, shape: tuple[int, int]) -> torch.Tensor:
-    """The noise a slice uses: (steps + 1, K, 3, H, W), from a generator seeded by (seed, slice)."""
+def slice_noise(seed: int, slice_index: int, steps: int, k: int, shape: tuple[int, int],
+                out: torch.Tensor | None = None) -> torch.Tensor:
+    """The noise a slice uses: (steps + 1, K, 3, H, W), from a generator seeded by (seed, slice);
+    written into ``out`` (a contiguous tensor of that shape) when given."""
     g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(slice_index)) % (2 ** 63))
-    return torch.randn((steps + 1, k, 3, *shape), generator=g)
+    return torch.randn((steps + 1, k, 3, *shape), generator=g, out=out)
 
 
 @torch.no_grad()

@@ -87,8 +87,10 @@ def pooled_features(condition: torch.Tensor, head: torch.Tensor) -> torch.Tensor
     keep = head.flatten(1).sum(1) >= MIN_SLICE_VOXELS
     if not keep.any():
         return condition.new_zeros((0, condition.shape[1]))
-    w = head[keep].to(condition.dtype)[:, None]
-    return (condition[keep] * w).flatten(2).sum(2) / w.flatten(2).sum(2)
+    if not keep.all():
+        condition, head = condition[keep], head[keep]
+    w = head.to(condition.dtype)
+    return torch.einsum("bchw,bhw->bc", condition, w) / w.flatten(1).sum(1)[:, None]
 
 
 def case_features(net, volume: torch.Tensor, chunk: int = 16) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from conftest import small_volume, write_brats_folder, write_nifti
 from napari_entrust import geometry
@@ -13,7 +14,7 @@ from napari_entrust.errors import InputError, OutputError
 from napari_entrust.io import ResampledWarning, inspect_case, load_case
 from napari_entrust.modalities import MODALITIES
 from napari_entrust.nifti import save_nifti
-from napari_entrust.normalize import head_mask, normalize_case
+from napari_entrust.normalize import fill_holes, head_mask, normalize_case
 
 
 def _rotation_z(deg):
@@ -334,6 +335,19 @@ def test_normalisation_is_robust_inside_the_head_and_leaves_images_alone(phantom
         assert np.all(normed[m][~mask] == 0)
         np.testing.assert_array_equal(case.images[m], raw[m])
         assert stats[m].high > stats[m].low
+
+
+def test_head_mask_fills_holes_as_scipy_does():
+    rng = np.random.default_rng(1)
+    masks = [rng.random((20, 24, 18)) < rng.uniform(0.3, 0.8) for _ in range(10)]
+    shell = np.zeros((20, 20, 20), bool)
+    shell[3:17, 3:17, 3:17] = True
+    shell[6:14, 6:14, 6:14] = False  # a closed cavity: filled
+    open_cut = shell.copy()
+    open_cut[9:11, 9:11, :10] = False  # a channel to the border: not a hole
+    for mask in [*masks, shell, open_cut]:
+        np.testing.assert_array_equal(fill_holes(mask), ndimage.binary_fill_holes(mask))
+    assert fill_holes(shell)[10, 10, 10] and not fill_holes(open_cut)[10, 10, 5]
 
 
 def test_normalisation_ignores_a_noisy_background():

@@ -184,6 +184,8 @@ def test_features_are_enfuse_of_the_encoders_as_the_design_writes_it(res_units):
     def conv(layer, t):
         return torch.nn.functional.conv2d(t, layer.weight, layer.bias)
 
+    with torch.enable_grad():  # training: sums out of place, for autograd
+        trained = net.features(x)
     with torch.no_grad():
         got = net.features(x)
         f = [enc(x[:, m]) for m, enc in enumerate(net.encoders)]
@@ -195,6 +197,20 @@ def test_features_are_enfuse_of_the_encoders_as_the_design_writes_it(res_units):
     for name, want in (("weights", w), ("consensus", consensus), ("specific", specific),
                        ("conflict", ef.phi(dispersion)), ("fused_logits", conv(ef.fused_head, consensus))):
         torch.testing.assert_close(getattr(got, name), want, atol=1e-4, rtol=1e-4, msg=name)
+        torch.testing.assert_close(getattr(trained, name).detach(), want, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_denoiser_sampling_path_equals_the_training_path(tiny):
+    """In sampling (one time step for the batch, no gradient) FiLM is folded into the norm and the
+    activation runs in place; the logits must be those of the per-sample training path."""
+    g = torch.Generator().manual_seed(3)
+    cond_h = tiny.net.denoiser.condition(torch.randn(6, tiny.net.denoiser.cond_in.in_channels, 12, 16, generator=g))
+    y = torch.randn(6, 3, 12, 16, generator=g)
+    with torch.no_grad():
+        fast = tiny.net.denoiser(y, torch.tensor([417]), cond_h)
+    with torch.enable_grad():
+        slow = tiny.net.denoiser(y, torch.full((6,), 417), cond_h)
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
 
 
 def test_region_votes_count_hypotheses_per_region():
