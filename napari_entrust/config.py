@@ -19,6 +19,9 @@ class ModelConfig:
     specific_channels: int = 2  #: F_u,m per modality
     conflict_channels: int = 4  #: F_cf
     conflict_branch: bool = True  #: False: ablation without F_cf
+    #: False: the denoiser is conditioned on F_c and F_cf only (F_u,m is still computed, decorrelated
+    #: and shown); the falsification experiment in the model card
+    denoiser_sees_specific: bool = True
     denoiser_channels: int = 8
     denoiser_dilations: tuple[int, ...] = (1, 2, 4)
     train_timesteps: int = 1000

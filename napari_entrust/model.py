@@ -164,9 +164,14 @@ class Denoiser(nn.Module):
         self.time = nn.Sequential(nn.Linear(emb, emb), nn.SiLU(), nn.Linear(emb, emb))
         self.blocks = nn.ModuleList(FiLMBlock(c, emb, d) for d in cfg.denoiser_dilations)
         self.out = nn.Conv2d(c, N_REGIONS, 1)
+        self.sees_specific = cfg.denoiser_sees_specific
+        self.specific_channels = slice(cfg.consensus_channels, cond_channels - cfg.conflict_channels)
 
     def condition(self, cond: torch.Tensor) -> torch.Tensor:
         """The conditioning term, computed once per slice and reused for every sample and step."""
+        if not self.sees_specific:  # the F_u,m channels do not reach the denoiser
+            cond = cond.clone()
+            cond[:, self.specific_channels] = 0.0
         return self.cond_in(cond)
 
     def forward(self, y_t: torch.Tensor, t: torch.Tensor, cond_h: torch.Tensor) -> torch.Tensor:

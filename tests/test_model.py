@@ -213,6 +213,24 @@ def test_denoiser_sampling_path_equals_the_training_path(tiny):
     torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("sees_specific", [True, False])
+def test_denoiser_sees_the_specific_features_only_when_configured(sees_specific):
+    torch.manual_seed(2)
+    cfg = replace(TINY, denoiser_sees_specific=sees_specific)
+    net = EnTrustNet(cfg).eval()
+    cond = torch.randn(2, net.denoiser.cond_in.in_channels, 8, 8)
+    changed = cond.clone()
+    changed[:, cfg.consensus_channels:-cfg.conflict_channels] += 5.0  # only the F_u,m channels
+    y = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        out, out_changed = (net.denoiser(y, torch.tensor([500]), net.denoiser.condition(c)) for c in (cond, changed))
+    assert torch.equal(out, out_changed) != sees_specific
+    cf = cond.clone()
+    cf[:, -cfg.conflict_channels:] += 5.0  # F_cf reaches the denoiser either way
+    with torch.no_grad():
+        assert not torch.equal(out, net.denoiser(y, torch.tensor([500]), net.denoiser.condition(cf)))
+
+
 def test_region_votes_count_hypotheses_per_region():
     rng = np.random.default_rng(0)
     samples = rng.choice(np.array([0, 1, 2, 4], np.uint8), size=(7, 5, 6, 3))
