@@ -230,10 +230,15 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
         return from_model_grid(a, grid, shape)
 
     prob_c = back(prob)
-    # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
     same_grid = tuple(grid) == tuple(shape)
-    sample_labels = np.stack([from_regions(region_samples[j] if same_grid else back(region_samples[j].astype(np.float32)))
-                              for j in range(k)])
+    drawn: tuple[slice, ...] = (slice(None),)  # where hypotheses can be non-zero (before fixed voxels)
+    if same_grid and boxes:  # hypotheses are drawn only inside the ROI boxes: their union
+        drawn += tuple(slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(3))
+    if same_grid:
+        sample_labels = np.zeros((k, *shape), np.uint8)
+        sample_labels[drawn] = from_regions(region_samples[(slice(None), slice(None), *drawn[1:])].swapaxes(0, 1))
+    else:  # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes at once
+        sample_labels = np.stack([from_regions(back(region_samples[j].astype(np.float32))) for j in range(k)])
     if fixed is not None:  # the user's decisions come back exactly, and certain
         sample_labels[:, fixed] = fixed_labels[fixed]
         prob_c[:, fixed] = to_regions(fixed_labels[fixed])
@@ -241,7 +246,8 @@ def run_prediction(case: Case, bundle: ModelBundle, sampling: SamplingConfig | N
     mask = from_regions(region_votes(sample_labels) > k / 2)
     trust = trustmap(prob_c).astype(np.float32)
     voxel_ml = case.grid.voxel_volume_ml
-    counts = np.stack([np.bincount(s.ravel(), minlength=5) for s in sample_labels])  # (K, label values)
+    counted = sample_labels if fixed is not None else sample_labels[drawn]  # fixed voxels may lie anywhere
+    counts = np.stack([np.bincount(s.ravel(), minlength=5) for s in counted])  # (K, label values)
     sample_ml = {r: counts[:, list(REGION_LABELS[r])].sum(1) * voxel_ml for r in REGIONS}
     timings["assemble_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
