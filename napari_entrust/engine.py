@@ -45,7 +45,7 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
     if not candidates.any():
         return candidates
     # dilate only the candidates' bounding box grown by the margin: the same result, 4× faster
-    bounds = ndimage.find_objects(candidates.astype(np.uint8))[0]
+    bounds = ndimage.find_objects(candidates.view(np.uint8))[0]  # a view: no copy of the volume
     box = tuple(slice(max(s.start - ROI_MARGIN, 0), s.stop + ROI_MARGIN) for s in bounds)
     roi = np.zeros_like(candidates)
     roi[box] = ndimage.binary_dilation(candidates[box], iterations=ROI_MARGIN) & head[box]
