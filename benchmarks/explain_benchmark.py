@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_entrust.benchmark import make_cases
-from napari_entrust.checkpoint import load_checkpoint
-from napari_entrust.config import SamplingConfig
-from napari_entrust.engine import predict_case, run_to_end
-from napari_entrust.evaluation import write_json
-from napari_entrust.explain import METHODS, choose_target, explain
-from napari_entrust.io import load_case
-from napari_entrust.nifti import atomic_write
+from napari_entrust.benchmark.run import make_cases
+from napari_entrust.explain.explanation import METHODS, explain
+from napari_entrust.explain.targets import choose_target
+from napari_entrust.inference.engine import predict_case
+from napari_entrust.io.files import write_json, write_text
+from napari_entrust.io.loader import load_case
+from napari_entrust.model.checkpoint import load_checkpoint
+from napari_entrust.model.config import SamplingConfig
+from napari_entrust.progress import run_to_end
 
 METRICS = ("deletion_auc", "insertion_auc", "leakage", "robustness")
 
@@ -51,42 +52,63 @@ def main(argv: list[str] | None = None) -> int:
     sampling = SamplingConfig()
     rows = []
     t0 = time.perf_counter()
-    for case_dir in make_cases(work / "cases", args.cases):
+    for case_dir in run_to_end(make_cases(work / "cases", args.cases)):
         case = load_case(case_dir)
         pred = predict_case(case, bundle, sampling)
         for name, target, channel in targets(pred, case.grid.voxel_volume_ml):
             t = time.perf_counter()
-            result = run_to_end(explain(case, bundle, pred, target, channel=channel, sampling=sampling,
-                                        pipeline_effects=False))
-            row = {"case": case.name, "target": name, "voxels": int(target.sum()),
-                   "seconds": time.perf_counter() - t, "informative": result.summary["score"]["informative"],
-                   **{f"{m}.{k}": result.faithfulness[m][k] for m in METHODS for k in METRICS}}
+            result = run_to_end(
+                explain(case, bundle, pred, target, channel=channel, sampling=sampling, pipeline_effects=False)
+            )
+            row = {
+                "case": case.name,
+                "target": name,
+                "voxels": int(target.sum()),
+                "seconds": time.perf_counter() - t,
+                "informative": result.summary["score"]["informative"],
+                **{f"{m}.{k}": result.faithfulness[m][k] for m in METHODS for k in METRICS},
+            }
             rows.append(row)
-            print(f"{case.name} {name:<22} " + "  ".join(
-                f"{m} del {row[f'{m}.deletion_auc']:.3f}" for m in METHODS) + f"  ({row['seconds']:.0f} s)",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{case.name} {name:<22} "
+                + "  ".join(f"{m} del {row[f'{m}.deletion_auc']:.3f}" for m in METHODS)
+                + f"  ({row['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
     mean = {f"{m}.{k}": float(np.mean([r[f"{m}.{k}"] for r in rows])) for m in METHODS for k in METRICS}
     wins = sum(r["fused.deletion_auc"] < min(r["gradient.deletion_auc"], r["intervention.deletion_auc"]) for r in rows)
-    lines = [f"# Attribution faithfulness: {len(rows)} targets on {args.cases} held-out phantoms",
-             "", f"{torch.get_num_threads()} threads, K = {sampling.samples}, S = {sampling.steps}; "
-             f"{time.perf_counter() - t0:.0f} s in all.", "",
-             "| map | deletion AUC ↓ | × random | insertion AUC ↑ | leakage ↓ | robustness ↑ |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Attribution faithfulness: {len(rows)} targets on {args.cases} held-out phantoms",
+        "",
+        f"{torch.get_num_threads()} threads, K = {sampling.samples}, S = {sampling.steps}; "
+        f"{time.perf_counter() - t0:.0f} s in all.",
+        "",
+        "| map | deletion AUC ↓ | × random | insertion AUC ↑ | leakage ↓ | robustness ↑ |",
+        "|---|---|---|---|---|---|",
+    ]
     for m in METHODS:
-        lines.append(f"| {m} | {mean[f'{m}.deletion_auc']:.3f} | "
-                     f"{mean[f'{m}.deletion_auc'] / mean['random.deletion_auc']:.2f} | "
-                     f"{mean[f'{m}.insertion_auc']:.3f} | {mean[f'{m}.leakage']:.1%} | {mean[f'{m}.robustness']:.2f} |")
+        lines.append(
+            f"| {m} | {mean[f'{m}.deletion_auc']:.3f} | "
+            f"{mean[f'{m}.deletion_auc'] / mean['random.deletion_auc']:.2f} | "
+            f"{mean[f'{m}.insertion_auc']:.3f} | {mean[f'{m}.leakage']:.1%} | {mean[f'{m}.robustness']:.2f} |"
+        )
     informative = sum(r["informative"] for r in rows)
-    lines += ["", f"Fused beats both single sources on deletion AUC in {wins} of {len(rows)} targets. "
-              f"{informative} of {len(rows)} targets are informative (their inputs move the fused score by at least "
-              "0.02 between the clean input and all inputs at healthy tissue); curves are rescaled between those two."]
+    lines += [
+        "",
+        f"Fused beats both single sources on deletion AUC in {wins} of {len(rows)} targets. "
+        f"{informative} of {len(rows)} targets are informative (their inputs move the fused score by at least "
+        "0.02 between the clean input and all inputs at healthy tissue); curves are rescaled between those two.",
+    ]
     for target in sorted({r["target"] for r in rows}):
         sub = [r for r in rows if r["target"] == target]
-        lines.append(f"- {target} ({len(sub)}): deletion AUC " + ", ".join(
-            f"{m} {np.mean([r[f'{m}.deletion_auc'] for r in sub]):.3f}" for m in METHODS))
+        lines.append(
+            f"- {target} ({len(sub)}): deletion AUC "
+            + ", ".join(f"{m} {np.mean([r[f'{m}.deletion_auc'] for r in sub]):.3f}" for m in METHODS)
+        )
     text = "\n".join(lines) + "\n"
     print(text)
-    atomic_write(args.out / "explain.md", lambda tmp: tmp.write_text(text), overwrite=True)
+    write_text(args.out / "explain.md", text, overwrite=True)
     write_json(args.out / "explain.json", {"rows": rows, "mean": mean}, overwrite=True)
     return 0
 

@@ -14,9 +14,9 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from napari_entrust.mri_signal import signal_table
-from napari_entrust.modalities import MODALITIES
-from napari_entrust.phantom import make_phantom
+from napari_entrust.io.modalities import MODALITIES
+from napari_entrust.phantom.mri_signal import signal_table
+from napari_entrust.phantom.phantom import make_phantom
 
 EXPECTED = {"oedema": (1.0, 1.04, 3.2, 2.9), "enhancing": (0.71, 1.63, 2.0, 1.5), "necrosis": (0.41, 0.41, 3.4, 0.72)}
 PURITY = {"oedema": 0.95, "enhancing": 0.8, "necrosis": 0.9, "healthy_csf": 0.95, "healthy_gm": 0.95}

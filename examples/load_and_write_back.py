@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_entrust.io import load_case
-from napari_entrust.labels import to_regions
-from napari_entrust.normalize import normalize_case
-from napari_entrust.phantom import make_phantom, save_phantom
+from napari_entrust.inference.normalize import normalize_case
+from napari_entrust.io.labels import to_regions
+from napari_entrust.io.loader import load_case
+from napari_entrust.phantom.phantom import make_phantom
+from napari_entrust.phantom.writing import save_phantom
 
 
 def main() -> None:

@@ -40,17 +40,18 @@ def main() -> None:
     viewer.open_sample("napari-entrust", "phantom_2mm")
     _, run = viewer.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
     _, review = viewer.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty", tabify=True)
-    run._samples.value, run._steps.value = args.samples, args.steps
+    run._samples.setValue(args.samples)
+    run._steps.setValue(args.steps)
     run.run()
-    wait(lambda: run._status.value.startswith(("done:", "EnTrust")))
-    if not run._status.value.startswith("done:"):
-        raise SystemExit(run._status.value)
+    wait(lambda: run._status.text().startswith(("done:", "EnTrust")))
+    if not run._status.text().startswith("done:"):
+        raise SystemExit(run._status.text())
     for name in ("labels", "conflict (truth)"):
         viewer.layers[name].visible = False
     viewer.layers["mask"].contour = 1
 
-    regions = review.find_regions()
-    review.select(0)  # moves to the most uncertain region
+    regions = review.regions.find_regions()
+    review.regions.select(0)  # moves to the most uncertain region
     viewer.layers["review region"].visible = False
     shot = viewer.screenshot(canvas_only=False, flash=False)
     napari.utils.io.imsave(str(args.out_dir / "trustmap.png"), shot)

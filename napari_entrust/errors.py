@@ -40,5 +40,14 @@ class OutputError(EntrustError, OSError):
         super().__init__(f"{self.path}: {problem}")
 
 
-class Cancelled(EntrustError):
+class Cancelled(EntrustError):  # noqa: N818 - not an error: the user asked for it
     """The user stopped a long run; nothing was written and nothing needs cleaning up."""
+
+    def __init__(self, message: str = "cancelled by the user"):
+        super().__init__(message)
+
+
+def exception_reason(exc: BaseException) -> str:
+    """``"TypeName: first line of the message"``: what a library raised, in one line for the user."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

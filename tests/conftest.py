@@ -1,14 +1,19 @@
-"""Shared fixtures: phantom cases (generated once per session) and NIfTI writing helpers."""
+"""Shared fixtures: phantom cases (generated once per session) and a tiny random model."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
+import torch
 
-from napari_entrust.phantom import make_phantom, save_phantom
+from napari_entrust.model.checkpoint import ModelBundle
+from napari_entrust.model.entrust_net import EnTrustNet
+from napari_entrust.model.segdiff import Schedule
+from napari_entrust.model.trustmap import CalibrationHead
+from napari_entrust.phantom.phantom import make_phantom
+from napari_entrust.phantom.writing import save_phantom
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="session")
@@ -35,33 +40,9 @@ def brats_case_dir(tmp_path_factory, phantom2) -> Path:
     return out
 
 
-def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, *, codes: int = 1) -> Path:
-    """Write ``data`` (file voxel order) with ``affine``; ``codes=0`` writes a file without usable affine."""
-    img = nib.Nifti1Image(np.asarray(data), affine)
-    img.set_qform(affine, code=codes)
-    img.set_sform(affine, code=codes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, str(path))
-    return path
-
-
-def small_volume(shape=(12, 14, 10), seed=0) -> np.ndarray:
-    """A positive, non-constant test volume with a zero border (like a skull-stripped head)."""
-    rng = np.random.default_rng(seed)
-    data = np.zeros(shape, dtype=np.float32)
-    data[2:-2, 2:-2, 2:-2] = rng.uniform(100, 1000, size=tuple(s - 4 for s in shape))
-    return data
-
-
-def write_brats_folder(folder: Path, *, shape=(12, 14, 10), affine=None, scheme="brats2021", suffix=".nii.gz",
-                       labels: np.ndarray | None = None) -> dict[str, Path]:
-    affine = np.diag([1.0, 1.0, 1.0, 1.0]) if affine is None else affine
-    names = {"brats2021": ("_", {"t1": "t1", "t1ce": "t1ce", "t2": "t2", "flair": "flair", "seg": "seg"}),
-             "brats2023": ("-", {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f", "seg": "seg"})}[scheme]
-    sep, mapping = names
-    paths = {}
-    for i, mod in enumerate(("t1", "t1ce", "t2", "flair")):
-        paths[mod] = write_nifti(folder / f"case{sep}{mapping[mod]}{suffix}", small_volume(shape, seed=i), affine)
-    if labels is not None:
-        paths["seg"] = write_nifti(folder / f"case{sep}seg{suffix}", labels, affine)
-    return paths
+@pytest.fixture(scope="module")
+def tiny() -> ModelBundle:
+    """A small random model (the architecture of :data:`tests.helpers.TINY`): fast, and deterministic."""
+    torch.manual_seed(0)
+    net, head = EnTrustNet(TINY).eval(), CalibrationHead().eval()
+    return ModelBundle(net, head, TINY, Schedule(TINY), Path("tiny"), "0" * 64)

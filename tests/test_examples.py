@@ -15,8 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_load_and_write_back_example(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "load_and_write_back.py"), str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "load_and_write_back.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "whole tumour" in result.stdout
     wt = nib.load(tmp_path / "whole_tumour.nii.gz")
@@ -30,8 +33,12 @@ def test_screenshot_example_regenerates_the_readme_pictures(tmp_path):
     """A real run of the plugin under the test display (Xvfb in CI) writes the three README pictures."""
     if not os.environ.get("DISPLAY"):
         pytest.skip("needs a display (run the tests under xvfb-run)")
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "screenshots.py"), str(tmp_path),
-                             "--samples", "2", "--steps", "3"], capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "screenshots.py"), str(tmp_path), "--samples", "2", "--steps", "3"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "uncertain regions" in result.stdout
     from skimage.io import imread

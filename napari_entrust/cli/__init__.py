@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from .. import __version__
@@ -24,9 +25,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def log_to_stderr() -> None:
+    """The library's log lines (training losses, one line per case of a folder) on stderr, as they are."""
+    logger = logging.getLogger("napari_entrust")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is logged (a redirected or captured stderr too)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``entrust COMMAND ...``: returns the exit status (2 for a problem named in one line)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_to_stderr()
     try:
         return int(args.run(args) or 0)
     except EntrustError as exc:

@@ -1,8 +1,9 @@
-"""``entrust predict CASE --out DIR``: segment a case and write the mask, hypotheses and TrustMap.
+"""``entrust predict CASE --out DIR``: segment a case: mask, K hypotheses, TrustMap and explanation maps.
 
-Given a folder of cases instead, every case goes to ``DIR/<case>/`` and ``DIR/worklist.csv`` lists
-them riskiest first (see :mod:`napari_entrust.worklist`); under ``torchrun`` the cases are shared
-out over the ranks.
+Run EnTrust on a case and write NIfTI outputs on the reference input's grid plus summary.json.
+Given a folder of cases instead, every case goes to DIR/<case>/ and DIR/worklist.csv lists them
+riskiest first (see napari_entrust.review.worklist); under torchrun the cases are shared out over
+the ranks.
 """
 
 from __future__ import annotations
@@ -12,54 +13,65 @@ import json
 import sys
 from pathlib import Path
 
-from ..checkpoint import load_checkpoint
-from ..config import SamplingConfig
-from ..device import resolve_device
-from ..distributed import distributed_context, finish, gather_lists
-from ..engine import predict_case
 from ..errors import EntrustError
-from ..io import load_case
-from ..nifti import check_writable
-from ..outputs import output_files, write_prediction
-from ..validity import describe as describe_validity
-from .. import worklist
-from ._args import (add_case_arguments, add_overwrite_argument, add_sampling_arguments, case_source, load_kwargs,
-                    progress_bar, sampling_config)
+from ..inference.device import resolve_device
+from ..inference.distributed import distributed_context, finish, gather_lists
+from ..inference.engine import run_prediction
+from ..inference.validity import describe as describe_validity
+from ..io.files import check_writable
+from ..io.loader import load_case
+from ..model.checkpoint import load_checkpoint
+from ..model.config import SamplingConfig
+from ..outputs.catalog import prediction_files
+from ..outputs.prediction_folder import write_prediction
+from ..progress import run_to_end
+from ..review import worklist
+from . import arguments
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("predict", help="segment a case: mask, K hypotheses, TrustMap and explanation maps",
-                       description="Run EnTrust on a case and write NIfTI outputs on the reference input's grid "
-                                   "plus summary.json.")
-    add_case_arguments(p)
-    p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR",
-                   help="output folder (for a folder of cases: one sub-folder per case, plus worklist.csv)")
-    add_sampling_arguments(p)
-    p.add_argument("--label-values", choices=("brats2021", "brats2023"), default="brats2021",
-                   help="label values of the written masks (default brats2021: ET = 4)")
-    add_overwrite_argument(p)
+    p = sub.add_parser("predict", **arguments.command_texts(__doc__))
+    arguments.add_case_arguments(p)
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output folder (for a folder of cases: one sub-folder per case, plus worklist.csv)",
+    )
+    arguments.add_sampling_arguments(p)
+    p.add_argument(
+        "--label-values",
+        choices=("brats2021", "brats2023"),
+        default="brats2021",
+        help="label values of the written masks (default brats2021: ET = 4)",
+    )
+    arguments.add_overwrite_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    sampling = sampling_config(args)
-    source = case_source(args)
+    sampling = arguments.sampling_config(args)
+    source = arguments.case_source(args)
     if isinstance(source, Path) and worklist.is_case_collection(source):
         return run_folder(args, source, sampling)
-    case = load_case(source, **load_kwargs(args))
+    case = load_case(source, **arguments.load_kwargs(args))
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
-    check_writable(list(output_files(bundle.config.modalities, args.out).values()), args.overwrite)
-    bar = progress_bar(f"EnTrust {case.name}")
+    check_writable(list(prediction_files(bundle.config.modalities, args.out).values()), args.overwrite)
+    bar = arguments.progress_bar(f"EnTrust {case.name}")
     try:
-        pred = predict_case(case, bundle, sampling, progress=bar, memory_mb=args.memory_mb)
+        pred = run_to_end(run_prediction(case, bundle, sampling, memory_mb=args.memory_mb), bar)
     finally:
         bar.close()
     files = write_prediction(case, pred, args.out, overwrite=args.overwrite, label_convention=args.label_values)
     s = pred.summary
     vol = s["volumes_ml"]
-    print(f"{case.name}: case score {s['case_score']['score']:.3f}  "
-          + "  ".join(f"{r} {v['mask']:.1f} mL (hypotheses {v['mean']:.1f} ± {v['std']:.1f})" for r, v in vol.items()))
+    print(
+        f"{case.name}: case score {s['case_score']['score']:.3f}  "
+        + "  ".join(f"{r} {v['mask']:.1f} mL (hypotheses {v['mean']:.1f} ± {v['std']:.1f})" for r, v in vol.items())
+    )
     print(f"  {s['timings_s']['total_s']:.1f} s on {s['device']}; {len(files)} files in {args.out}")
     print(describe_validity(s["validity"]), file=sys.stderr if s["validity"]["flagged"] else sys.stdout)
     print(json.dumps(s["timings_s"]))
@@ -69,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
 def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig) -> int:
     """Every case of ``folder`` (sharded over torchrun ranks), then the worklist on rank 0."""
     if args.labels:
-        raise EntrustError(f"--labels names one label file, but {folder} is a folder of cases; each case's own "
-                           "label file is used")
+        raise EntrustError(
+            f"--labels names one label file, but {folder} is a folder of cases; each case's own label file is used"
+        )
     sources = worklist.find_cases(folder)
     names = [worklist.output_name(s) for s in sources]
     clashes = sorted({n for n in names if names.count(n) > 1})
@@ -79,15 +92,28 @@ def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig)
     ctx = distributed_context(resolve_device(args.device))
     bundle = load_checkpoint(args.model, ctx.device)
     list_path = args.out / worklist.WORKLIST_FILE
-    targets = [list_path] + [p for n in names for p in output_files(bundle.config.modalities, args.out / n).values()]
+    targets = [list_path] + [
+        p for n in names for p in prediction_files(bundle.config.modalities, args.out / n).values()
+    ]
     check_writable(targets, args.overwrite)  # every rank checks every case, so all stop before any work
     rank_text = f" (rank {ctx.rank + 1} of {ctx.world})" if ctx.world > 1 else ""
-    bar = progress_bar(f"EnTrust {len(sources)} cases{rank_text}")
+    bar = arguments.progress_bar(f"EnTrust {len(sources)} cases{rank_text}")
     try:
-        rows = worklist.predict_cases(sources, bundle, sampling, args.out, rank=ctx.rank, world=ctx.world,
-                                      overwrite=args.overwrite, label_convention=args.label_values,
-                                      memory_mb=args.memory_mb, load_kwargs=load_kwargs(args), progress=bar,
-                                      log=lambda line: print(line, flush=True))
+        rows = run_to_end(
+            worklist.predict_cases(
+                sources,
+                bundle,
+                sampling,
+                args.out,
+                rank=ctx.rank,
+                world=ctx.world,
+                overwrite=args.overwrite,
+                label_convention=args.label_values,
+                memory_mb=args.memory_mb,
+                load_kwargs=arguments.load_kwargs(args),
+            ),
+            bar,
+        )
     finally:
         bar.close()
     rows = gather_lists(ctx, rows)
@@ -102,7 +128,9 @@ def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig)
             print(f"  ... {len(rows) - 10} more in {list_path.name}")
         correlation = worklist.score_error_correlation(rows)
         if correlation:
-            print(f"case score vs 1 - Dice over {correlation['cases']} labelled cases: Spearman "
-                  f"{correlation['spearman_WT']:.2f} (WT), {correlation['spearman_mean_dice']:.2f} (mean of WT/TC/ET)")
+            print(
+                f"case score vs 1 - Dice over {correlation['cases']} labelled cases: Spearman "
+                f"{correlation['spearman_WT']:.2f} (WT), {correlation['spearman_mean_dice']:.2f} (mean of WT/TC/ET)"
+            )
     finish(ctx)
     return 1 if failed else 0

@@ -1,25 +1,35 @@
-"""``entrust sample OUT_DIR``: generate a phantom brain-tumour case with known conflict."""
+"""``entrust sample OUT_DIR``: generate a phantom four-modality case with ground truth.
+
+Generate a realistic phantom brain-tumour case (T1, T1ce, T2, FLAIR) from real MNI anatomy, with
+its label map, conflict mask, visibility mask and raters.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from ..phantom import FORMATS, make_phantom, save_phantom
-from ._args import add_overwrite_argument, int_at_least, progress_bar
+from ..phantom.phantom import generate_phantom
+from ..phantom.writing import FORMATS, write_phantom
+from ..progress import run_to_end
+from .arguments import add_overwrite_argument, command_texts, int_at_least, progress_bar
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sample", help="generate a phantom four-modality case with ground truth",
-                       description="Generate a realistic phantom brain-tumour case (T1, T1ce, T2, FLAIR) from real "
-                                   "MNI anatomy, with its label map, conflict mask, visibility mask and raters.")
+    p = sub.add_parser("sample", **command_texts(__doc__))
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write the case into")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0); same seed, same case")
-    p.add_argument("--spacing", type=int_at_least(1), default=2, help="voxel size in whole mm: 1 native, 2 fast (default)")
+    p.add_argument(
+        "--spacing", type=int_at_least(1), default=2, help="voxel size in whole mm: 1 native, 2 fast (default)"
+    )
     p.add_argument("--format", default="brats2021", choices=FORMATS, help="file naming (default brats2021)")
     p.add_argument("--raters", type=int_at_least(1), default=4, help="number of simulated raters (default 4)")
-    p.add_argument("--misregistration", choices=("auto", "yes", "no"), default="auto",
-                   help="shift T2 or FLAIR by 1-2 mm (default: the seed decides)")
+    p.add_argument(
+        "--misregistration",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="shift T2 or FLAIR by 1-2 mm (default: the seed decides)",
+    )
     add_overwrite_argument(p)
     p.set_defaults(run=run)
 
@@ -28,8 +38,8 @@ def run(args: argparse.Namespace) -> int:
     misreg = {"auto": None, "yes": True, "no": False}[args.misregistration]
     bar = progress_bar("generating")
     try:
-        ph = make_phantom(args.seed, args.spacing, args.raters, misreg, progress=bar)
-        paths = save_phantom(ph, args.out_dir, args.format, overwrite=args.overwrite, progress=bar)
+        ph = run_to_end(generate_phantom(args.seed, args.spacing, args.raters, misreg), bar)
+        paths = run_to_end(write_phantom(ph, args.out_dir, args.format, overwrite=args.overwrite), bar)
     finally:
         bar.close()
     print(f"wrote phantom case {ph.name} ({args.spacing} mm, {args.format}) to {args.out_dir}")

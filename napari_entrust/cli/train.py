@@ -1,6 +1,7 @@
-"""``entrust train --out CKPT``: train EnFuse + SegDiff, then the calibration head.
+"""``entrust train --out CKPT``: train a model on phantoms and/or labelled case folders.
 
-Runs alone or under ``torchrun --nproc_per_node N -m napari_entrust.cli train ...`` (DDP).
+Train EnFuse + SegDiff, then the calibration head (backbone frozen). Runs alone or under
+``torchrun --nproc_per_node N -m napari_entrust.cli train ...`` (DDP).
 """
 
 from __future__ import annotations
@@ -13,24 +14,26 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_checkpoint, record_sha256, save_checkpoint
-from ..config import ModelConfig
-from ..device import DEVICE_CHOICES, resolve_device
-from ..distributed import finish
 from ..errors import EntrustError
-from ..nifti import check_writable
-from ..training import TrainConfig, checkpoint_statistics, train
-from ..training_data import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, phantom_cases
-from ._args import add_overwrite_argument, int_at_least, progress_bar
-
+from ..inference.device import DEVICE_CHOICES, resolve_device
+from ..inference.distributed import finish
+from ..io.files import check_writable
+from ..model.checkpoint import load_checkpoint, record_sha256, save_checkpoint
+from ..model.config import ModelConfig
+from ..progress import run_to_end
+from ..training.cases import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, generate_phantom_cases
+from ..training.loop import TrainConfig
+from ..training.pipeline import checkpoint_statistics, train
+from .arguments import add_overwrite_argument, chosen, command_texts, int_at_least, progress_bar
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a model on phantoms and/or labelled case folders",
-                       description="Train EnFuse + SegDiff, then the calibration head (backbone frozen).")
+    p = sub.add_parser("train", **command_texts(__doc__))
     p.add_argument("--out", "-o", required=True, type=Path, metavar="CKPT", help="checkpoint file to write (.pt)")
     p.add_argument("--phantoms", type=int_at_least(0), default=40, help="phantom training cases (default 40)")
-    p.add_argument("--calibration-phantoms", type=int_at_least(0), default=8, help="phantom calibration cases (default 8)")
+    p.add_argument(
+        "--calibration-phantoms", type=int_at_least(0), default=8, help="phantom calibration cases (default 8)"
+    )
     p.add_argument("--cases", nargs="*", default=[], type=Path, help="labelled case folders / MSD images to train on")
     p.add_argument("--calibration-cases", nargs="*", default=[], type=Path, help="labelled cases for calibration")
     p.add_argument("--iterations", type=int_at_least(1), default=TrainConfig.iterations)
@@ -40,11 +43,19 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration-iterations", type=int_at_least(1), default=TrainConfig.calibration_iterations)
     p.add_argument("--calibration-slices", type=int_at_least(4), default=TrainConfig.calibration_slices)
     p.add_argument("--init", type=Path, metavar="CKPT", help="start from this checkpoint (fine-tune on a new site)")
-    p.add_argument("--calibrate-only", action="store_true",
-                   help="with --init: keep its backbone; refit the calibration head on the calibration cases "
-                        "(and the input statistics on the training cases)")
-    p.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="model config overrides, e.g. conflict_branch=false independence=hsic")
+    p.add_argument(
+        "--calibrate-only",
+        action="store_true",
+        help="with --init: keep its backbone; refit the calibration head on the calibration cases "
+        "(and the input statistics on the training cases)",
+    )
+    p.add_argument(
+        "--config",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model config overrides, e.g. conflict_branch=false independence=hsic",
+    )
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--cache", type=Path, help="folder to cache generated phantoms in")
     p.add_argument("--threads", type=int_at_least(1), help="CPU threads per process (default: torch's choice)")
@@ -92,34 +103,48 @@ def run(args: argparse.Namespace) -> int:
         raise EntrustError("nothing to train on: give --phantoms N and/or --cases")
     bar = progress_bar("preparing data")
     try:
-        train_cases = phantom_cases(range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms), model_spacing=cfg.spacing_mm,
-                                    cache_dir=args.cache, progress=bar) + folder_cases(args.cases, cfg.spacing_mm)
-        calib_cases = phantom_cases(range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
-                                    model_spacing=cfg.spacing_mm, cache_dir=args.cache, progress=bar) \
-            + folder_cases(args.calibration_cases, cfg.spacing_mm)
+        train_cases = run_to_end(
+            generate_phantom_cases(
+                range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms), model_spacing=cfg.spacing_mm, cache_dir=args.cache
+            ),
+            bar,
+        ) + folder_cases(args.cases, cfg.spacing_mm)
+        calib_cases = run_to_end(
+            generate_phantom_cases(
+                range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
+                model_spacing=cfg.spacing_mm,
+                cache_dir=args.cache,
+            ),
+            bar,
+        ) + folder_cases(args.calibration_cases, cfg.spacing_mm)
     finally:
         bar.close()
     if not calib_cases:
         raise EntrustError("the calibration head needs held-out cases: --calibration-phantoms N or --calibration-cases")
-    tc = TrainConfig(iterations=args.iterations, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                     calibration_iterations=args.calibration_iterations, calibration_slices=args.calibration_slices)
+    names = ("iterations", "batch_size", "lr", "seed", "calibration_iterations", "calibration_slices")
+    tc = TrainConfig(**chosen(args, *names))
     bar = progress_bar("training")
     started = time.time()
     try:
-        net, head, record, ctx = train(cfg, tc, train_cases, calib_cases, device=device, init=init,
-                                       backbone=not args.calibrate_only, progress=bar,
-                                       log=lambda line: print(line, file=sys.stderr, flush=True))
+        net, head, record, ctx = run_to_end(
+            train(cfg, tc, train_cases, calib_cases, device=device, init=init, backbone=not args.calibrate_only), bar
+        )
     finally:
         bar.close()
-    record.update({"command": " ".join(["entrust", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None,
-                   "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
-                   "init": str(args.init) if args.init else None, "threads": torch.get_num_threads()})
+    record.update(
+        {
+            "command": " ".join(["entrust", *sys.argv[1:]]) if sys.argv[1:2] == ["train"] else None,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
+            "init": str(args.init) if args.init else None,
+            "threads": torch.get_num_threads(),
+        }
+    )
     if args.calibrate_only:  # the backbone's own record (its command, data and time) stays with it
         record["backbone_training"] = previous.training.get("backbone_training", previous.training)
     if ctx.main:
         bar = progress_bar("input statistics")
         try:
-            statistics = checkpoint_statistics(net, train_cases, calib_cases, bar)
+            statistics = run_to_end(checkpoint_statistics(net, train_cases, calib_cases), bar)
         finally:
             bar.close()
         digest = save_checkpoint(args.out, net, head, training=record, overwrite=args.overwrite, **statistics)

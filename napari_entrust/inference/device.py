@@ -1,0 +1,35 @@
+"""Device choice: auto picks cuda, then mps, then cpu; every entry point lets the user override it."""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import EntrustError
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+def available_devices() -> list[str]:
+    """The device names that work on this machine (for the widget's dropdown)."""
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found.insert(0, "cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.insert(0, "mps")
+    return ["auto", *found]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name not in DEVICE_CHOICES:
+        raise EntrustError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise EntrustError("device cuda was asked for, but no CUDA GPU is available here (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise EntrustError("device mps was asked for, but Apple MPS is not available here (use --device cpu or auto)")
+    return torch.device(name)

@@ -1,0 +1,170 @@
+"""Run EnTrust on one case: the path from a loaded :class:`Case` to every output map.
+
+normalise → model grid (:mod:`.slices`) → encoders + EnFuse once per slice (:mod:`.encoding`)
+→ region of interest from the fused head (:mod:`.roi`) → K hypotheses × S DDIM steps on that
+region, TrustMap statistics and calibration (:mod:`.hypotheses`) → back to the case grid
+(:mod:`.assembly`). :func:`run_prediction` is a generator that yields ``(fraction, message)`` and
+returns the :class:`Prediction`, so the same code drives the CLI's progress bar, napari's progress
+bar (in a thread worker) and tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.case import Case
+from ..io.labels import REGIONS, to_regions
+from ..model.checkpoint import ModelBundle
+from ..model.config import SamplingConfig
+from ..model.trustmap import case_score
+from ..progress import ShouldStop, Steps, rescaled, run_to_end
+from . import validity
+from .assembly import assemble
+from .encoding import encode_volume
+from .hypotheses import FixedVoxels, draw_hypotheses
+from .prediction import Prediction
+from .roi import on_model_grid, region_boxes, region_of_interest, with_fixed_voxels
+from .slices import case_volume
+
+
+def run_prediction(
+    case: Case,
+    bundle: ModelBundle,
+    sampling: SamplingConfig | None = None,
+    *,
+    memory_mb: float = 1024,
+    should_stop: ShouldStop | None = None,
+    fixed: np.ndarray | None = None,
+    fixed_labels: np.ndarray | None = None,
+) -> Steps[Prediction]:
+    """Segment ``case``; yields ``(fraction, message)``, returns the :class:`Prediction`.
+
+    ``fixed`` (bool, case grid) and ``fixed_labels`` (internal labels, case grid) hold voxels a user
+    has decided: they are imposed at every denoising step (inpainting), so the rest of each
+    hypothesis settles consistently with them, and they come back unchanged and certain.
+    """
+    sampling = sampling or SamplingConfig()
+    sampling.validate()
+    cfg = bundle.config
+    fixed, fixed_labels = _checked_inputs(case, cfg.modalities, fixed, fixed_labels)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    yield 0.0, "normalising"
+    volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
+    checks = [validity.geometry_checks(case.shape, case.spacing)]
+    if bundle.validity:
+        checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
+    timings["normalise_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    enc = yield from rescaled(
+        encode_volume(volume, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop),
+        0.05,
+        0.25,
+        should_stop=should_stop,
+    )
+    timings["encode_s"] = time.perf_counter() - t
+    if bundle.validity:
+        checks.append(validity.feature_check(enc.pooled, bundle.validity))
+    report = validity.report(*checks)
+
+    t = time.perf_counter()
+    roi, known = region_of_interest(enc.fused_wt, enc.head), None
+    if fixed is not None and fixed.any():
+        known = FixedVoxels(*on_model_grid(fixed, to_regions(fixed_labels), grid))
+        roi = with_fixed_voxels(roi, known.mask, enc.head)
+    parts, boxes = region_boxes(roi)
+    drawn = yield from rescaled(
+        draw_hypotheses(enc, bundle, sampling, parts, boxes, fixed=known, memory_mb=memory_mb, should_stop=should_stop),
+        0.3,
+        0.6,
+        should_stop=should_stop,
+    )
+    timings["sample_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    yield 0.92, "assembling outputs"
+    pred, volumes = assemble(case, grid, enc, drawn, boxes, cfg.modalities, fixed=fixed, fixed_labels=fixed_labels)
+    timings["assemble_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    pred.validity = report
+    pred.summary = _summary(case, bundle, sampling, pred, volumes, timings, grid, boxes, memory_mb, fixed)
+    yield 1.0, "done"
+    return pred
+
+
+def predict_case(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, **kwargs) -> Prediction:
+    """:func:`run_prediction` run to the end, for callers that show no progress."""
+    return run_to_end(run_prediction(case, bundle, sampling, **kwargs))
+
+
+def _checked_inputs(
+    case: Case, modalities, fixed: np.ndarray | None, fixed_labels: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Refuse a case without the model's modalities, or fixed voxels not on the case's grid."""
+    missing = [m for m in modalities if m not in case.images]
+    if missing:
+        raise InputError(case.name, f"the model needs {', '.join(modalities)}; missing {', '.join(missing)}")
+    if fixed is None:
+        return None, fixed_labels
+    fixed = np.asarray(fixed, dtype=bool)
+    if fixed_labels is None or fixed.shape != case.shape or np.shape(fixed_labels) != case.shape:
+        raise InputError(case.name, f"fixed voxels and their labels must both have the case's shape {case.shape}")
+    return fixed, np.asarray(fixed_labels, dtype=np.uint8)
+
+
+def _summary(
+    case: Case,
+    bundle: ModelBundle,
+    sampling: SamplingConfig,
+    pred: Prediction,
+    volumes: dict[str, np.ndarray],
+    timings: dict[str, float],
+    grid,
+    boxes,
+    memory_mb: float,
+    fixed: np.ndarray | None,
+) -> dict:
+    """What ``summary.json`` says about a prediction: scores, volumes, timings, model and parameters."""
+    voxel_ml = case.grid.voxel_volume_ml
+    return {
+        "case": case.name,
+        "case_score": case_score(pred.trustmap, pred.prob[0], volumes["WT"]),
+        "validity": pred.validity.to_dict(),
+        "volumes_ml": {
+            r: {
+                "mask": float((pred.prob[i] > 0.5).sum() * voxel_ml),
+                "mean": float(volumes[r].mean()),
+                "std": float(volumes[r].std()),
+                "min": float(volumes[r].min()),
+                "max": float(volumes[r].max()),
+            }
+            for i, r in enumerate(REGIONS)
+        },
+        "timings_s": {key: round(v, 3) for key, v in timings.items()},
+        "device": str(next(bundle.net.parameters()).device),
+        "model": {"path": str(bundle.path), "sha256": bundle.sha256},
+        "parameters": {
+            "samples": sampling.samples,
+            "steps": sampling.steps,
+            "eta": sampling.eta,
+            "probe_strength": sampling.probe_strength,
+            "probe_steps": sampling.probe_steps,
+            "seed": sampling.seed,
+            "conflict_scale": sampling.conflict_scale,
+            "calibrate": sampling.calibrate,
+            "memory_mb": memory_mb,
+            "fixed_voxels": int(fixed.sum()) if fixed is not None else 0,
+            "inpaint_jumps": sampling.inpaint_jumps,
+        },
+        "model_grid": {
+            "shape": list(grid),
+            "spacing_mm": bundle.config.spacing_mm,
+            "region_of_interest": [[[s.start, s.stop] for s in b] for b in boxes],
+        },
+        "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
+    }

@@ -1,0 +1,156 @@
+"""K hypotheses × S denoising steps on the region of interest, box by box, chunk by chunk.
+
+Each slice has its own seeded noise stream (from the seed, the slice and the box, never from the
+chunking), so the same seed gives the same hypotheses on any device and under any memory budget.
+Voxels a user fixed are imposed at every step (inpainting). The TrustMap statistics and the
+calibration head run on each chunk as it is drawn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..model.checkpoint import ModelBundle
+from ..model.config import SamplingConfig
+from ..model.segdiff import sample, slice_noise
+from ..model.trustmap import trust_statistics
+from ..progress import ShouldStop, Steps, stop_if_asked
+from .encoding import Encoding, slices_per_chunk
+
+#: the TrustMap statistics kept as maps (max over regions), by their index in :func:`trust_statistics`
+STATISTICS = {"entropy": 1, "mutual_info": 3, "probe": 4}
+
+
+@dataclass
+class DrawnHypotheses:
+    """What sampling leaves on the model grid (zero outside the region of interest)."""
+
+    prob: np.ndarray  #: (3, X, Y, Z) calibrated WT/TC/ET probability
+    regions: np.ndarray  #: (K, 3, X, Y, Z) bool, each hypothesis's region channels
+    statistics: dict[str, np.ndarray]  #: entropy, mutual information, probe sensitivity (max over regions)
+
+
+@dataclass
+class FixedVoxels:
+    """Voxels held at given region values while sampling, on the model grid."""
+
+    mask: np.ndarray  #: (X, Y, Z) bool
+    regions: np.ndarray  #: (3, X, Y, Z) bool
+
+
+def _stream(z: int, box: tuple[slice, slice, slice]) -> int:
+    """The noise stream of slice ``z`` of a box: the noise depends on the seed, the slice and the box."""
+    return (z * 4099 + box[0].start) * 4099 + box[1].start
+
+
+def _chunk_inputs(
+    enc: Encoding, box, zs: list[int], sampling: SamplingConfig, fixed: FixedVoxels | None, device: torch.device
+) -> dict:
+    """The sampler's inputs for slices ``zs`` of ``box``: conditioning, noise and the fixed voxels."""
+    sx, sy, _ = box
+    bx, by = enc.box
+    h, w, k = sx.stop - sx.start, sy.stop - sy.start, sampling.samples
+    c = enc.cond[
+        zs[0] : zs[-1] + 1, :, sx.start - bx.start : sx.stop - bx.start, sy.start - by.start : sy.stop - by.start
+    ].to(device)  # a view; the ROI lies in the head box
+    streams = [_stream(z, box) for z in zs]
+    noise = torch.empty((len(zs), sampling.steps + 1, k, 3, h, w))
+    for j, stream in enumerate(streams):
+        slice_noise(sampling.seed, stream, sampling.steps, k, (h, w), out=noise[j])
+    inputs = {"cond": c, "noise": noise, "known": None, "known_values": None, "jump_noise": None}
+    if fixed is not None and fixed.mask[sx, sy][..., zs].any():
+        if sampling.inpaint_jumps and sampling.steps > 1:
+            draws = (sampling.steps - 1) * sampling.inpaint_jumps - 1
+            inputs["jump_noise"] = torch.stack(
+                [slice_noise(sampling.seed + 7919, stream, draws, k, (h, w)) for stream in streams]
+            )
+        known = torch.from_numpy(np.ascontiguousarray(fixed.mask[sx, sy][..., zs].transpose(2, 0, 1)))
+        inputs["known"] = known[:, None].expand(-1, 3, -1, -1)
+        inputs["known_values"] = torch.from_numpy(
+            np.ascontiguousarray(fixed.regions[:, sx, sy][..., zs].transpose(3, 0, 1, 2))
+        )
+    return inputs
+
+
+def _draw_chunk(
+    enc: Encoding,
+    bundle: ModelBundle,
+    sampling: SamplingConfig,
+    box,
+    zs: list[int],
+    fixed: FixedVoxels | None,
+    should_stop: ShouldStop | None,
+) -> tuple[torch.Tensor, ...]:
+    """Hypotheses, TrustMap statistics and calibrated probabilities of slices ``zs`` of one box."""
+    device = next(bundle.net.parameters()).device
+    inputs = _chunk_inputs(enc, box, zs, sampling, fixed, device)
+    hyp = sample(
+        bundle.net,
+        bundle.schedule,
+        inputs.pop("cond"),
+        inputs.pop("noise"),
+        eta=sampling.eta,
+        probe_strength=sampling.probe_strength,
+        probe_steps=sampling.probe_steps,
+        **inputs,
+        should_stop=should_stop,
+    )
+    sx, sy, _ = box
+    cf = torch.from_numpy(enc.conflict[sx, sy][..., zs].transpose(2, 0, 1)).to(device)
+    stats = trust_statistics(hyp.probs, hyp.probe_plus, hyp.probe_minus, cf, sampling.probe_strength, hyp.first_step)
+    calibrated = torch.sigmoid(bundle.calibration(stats)) if sampling.calibrate else stats[:, :, 0]
+    return hyp.probs, stats, calibrated
+
+
+def _put(target: np.ndarray, values: np.ndarray, where: tuple) -> None:
+    """Write a chunk's ``values`` (..., h, w, slices) into ``target`` at ``where`` = (x, y, z slices,
+    the voxels of this part of the region)."""
+    sx, sy, sz, inside = where
+    view = target[..., sx, sy, sz]
+    view[..., inside] = values[..., inside]
+
+
+def draw_hypotheses(
+    enc: Encoding,
+    bundle: ModelBundle,
+    sampling: SamplingConfig,
+    parts: np.ndarray,
+    boxes: list[tuple[slice, slice, slice]],
+    *,
+    fixed: FixedVoxels | None = None,
+    memory_mb: float = 1024,
+    should_stop: ShouldStop | None = None,
+) -> Steps[DrawnHypotheses]:
+    """Sample every box of the region (``parts``: its connected parts, labelled 1, 2, … in box order)."""
+    grid, k = enc.fused_wt.shape, sampling.samples
+    drawn = DrawnHypotheses(
+        np.zeros((3, *grid), np.float32),
+        np.zeros((k, 3, *grid), bool),
+        {name: np.zeros(grid, np.float32) for name in STATISTICS},
+    )
+    total_slices, done = sum(b[2].stop - b[2].start for b in boxes), 0
+    with torch.inference_mode():
+        for part, box in enumerate(boxes, start=1):
+            sx, sy, sz = box
+            inside = parts[sx, sy, sz] == part  # write only this part's voxels
+            h, w = sx.stop - sx.start, sy.stop - sy.start
+            per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + bundle.config.denoiser_channels * 8 + 3 * 6)
+            chunk = slices_per_chunk(per_slice, memory_mb)
+            for z0 in range(sz.start, sz.stop, chunk):
+                stop_if_asked(should_stop)
+                zs = list(range(z0, min(z0 + chunk, sz.stop)))
+                probs, stats, calibrated = _draw_chunk(enc, bundle, sampling, box, zs, fixed, should_stop)
+                where = (sx, sy, slice(zs[0], zs[-1] + 1), inside[..., [z - sz.start for z in zs]])
+                _put(drawn.prob, calibrated.cpu().numpy().transpose(1, 2, 3, 0), where)
+                _put(drawn.regions, (probs > 0.5).cpu().numpy().transpose(1, 2, 3, 4, 0), where)
+                for name, j in STATISTICS.items():
+                    _put(drawn.statistics[name], stats[:, :, j].amax(1).cpu().numpy().transpose(1, 2, 0), where)
+                done += len(zs)
+                yield (
+                    done / max(total_slices, 1),
+                    f"sampling {k} hypotheses x {sampling.steps} steps, slice {done} of {total_slices}",
+                )
+    return drawn

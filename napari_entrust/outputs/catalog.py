@@ -1,0 +1,132 @@
+"""Every output of a prediction in one table: its file, its napari layer, how it is stored and shown.
+
+The prediction folder's writer and reader (:mod:`.prediction_folder`), the napari layers
+(:mod:`napari_entrust.plugin.layer_data`) and the review widget all go through :data:`OUTPUTS`,
+so an output is named, stored and styled in one place. Per-modality outputs (``specific``,
+``weights``) stand for one file and one layer per modality.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..inference.prediction import Prediction
+from ..io.modalities import DISPLAY_NAMES
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass(frozen=True)
+class Output:
+    """One field of :class:`~napari_entrust.inference.prediction.Prediction` as a file and a layer."""
+
+    key: str  #: the Prediction attribute, and the file stem (``trustmap`` -> ``trustmap.nii.gz``)
+    description: str  #: the NIfTI header's description
+    dtype: type = np.float32  #: how it is stored
+    layer: str | None = None  #: napari layer name (None: not shown as a layer)
+    kind: str = "image"  #: napari layer type: image or labels
+    style: dict = field(default_factory=dict)  #: napari layer keyword arguments
+    visible: bool = False  #: shown when a run ends
+    per_modality: bool = False  #: a dict modality -> map: one file and one layer per modality
+    stack: bool = False  #: channels first in memory (K hypotheses, 3 regions), last in the 4-D file
+    labels: bool = False  #: label values, written in the chosen label convention
+
+    def file_stem(self, modality: str | None = None) -> str:
+        return f"{self.key}_{modality}" if self.per_modality else self.key
+
+    def layer_name(self, modality: str | None = None) -> str:
+        return f"{self.layer} {DISPLAY_NAMES.get(modality, modality)}" if self.per_modality else self.layer
+
+    def describe(self, modality: str | None = None) -> str:
+        """The NIfTI header's description of one file."""
+        return f"{self.description} {modality}" if self.per_modality else self.description
+
+    def role(self, modality: str | None = None) -> str:
+        """The ``entrust_role`` a layer carries in its metadata (how the widgets find it)."""
+        return f"{self.layer} {modality}" if self.per_modality else self.key
+
+
+_ADDITIVE = {"blending": "additive"}
+
+#: in the order the files are written; layers come in the same order, stacks last
+OUTPUTS: tuple[Output, ...] = (
+    Output("mask", "label map", np.uint8, "mask", "labels", {"opacity": 0.6}, visible=True, labels=True),
+    Output("prob", "p(WT),p(TC),p(ET)", stack=True),
+    Output("samples", "K hypotheses", np.uint8, "samples", "labels", {"opacity": 0.6}, stack=True, labels=True),
+    Output(
+        "trustmap",
+        "TrustMap (1 = most uncertain)",
+        layer="TrustMap",
+        visible=True,
+        style={"colormap": "inferno", **_ADDITIVE, "contrast_limits": (0.0, 1.0), "opacity": 0.8},
+    ),
+    Output(
+        "entropy",
+        "total entropy (bits), max over regions",
+        layer="entropy",
+        style={"colormap": "magma", **_ADDITIVE, "contrast_limits": (0.0, 1.0)},
+    ),
+    Output(
+        "mutual_info",
+        "mutual information, max over regions",
+        layer="mutual info",
+        style={"colormap": "magma", **_ADDITIVE},
+    ),
+    Output("probe", "conflict probe sensitivity", layer="probe", style={"colormap": "magma", **_ADDITIVE}),
+    Output("consensus", "|F_c|", layer="consensus F_c", style={"colormap": "viridis", **_ADDITIVE}),
+    Output("conflict", "|F_cf|", layer="conflict F_cf", style={"colormap": "plasma", **_ADDITIVE}),
+    Output("specific", "|F_u|", layer="specific F_u", per_modality=True, style={"colormap": "cividis", **_ADDITIVE}),
+    Output(
+        "weights",
+        "modality weight",
+        layer="weights",
+        per_modality=True,
+        style={"colormap": "gray", **_ADDITIVE, "contrast_limits": (0.0, 1.0)},
+    ),
+)
+BY_KEY = {o.key: o for o in OUTPUTS}
+
+
+def entries(modalities) -> list[tuple[Output, str | None]]:
+    """``(output, modality)`` for every file of a prediction (modality None for the others)."""
+    return [(o, m) for o in OUTPUTS for m in (modalities if o.per_modality else (None,))]
+
+
+def output_of(stem: str) -> tuple[Output, str | None] | None:
+    """The output (and modality) a file stem such as ``weights_t1ce`` stands for; None if none."""
+    if stem in BY_KEY:
+        return BY_KEY[stem], None
+    for o in OUTPUTS:
+        if o.per_modality and stem.startswith(f"{o.key}_"):
+            return o, stem[len(o.key) + 1 :]
+    return None
+
+
+def prediction_files(modalities, out_dir: str | Path) -> dict[str, Path]:
+    """The files a prediction writes (so they can be checked before any work is done), and summary.json."""
+    out_dir = Path(out_dir)
+    files = {o.file_stem(m): out_dir / f"{o.file_stem(m)}.nii.gz" for o, m in entries(modalities)}
+    files["summary"] = out_dir / SUMMARY_FILE
+    return files
+
+
+def value(pred: Prediction, output: Output, modality: str | None = None) -> np.ndarray:
+    """The array of one output of a prediction."""
+    data = getattr(pred, output.key)
+    return data[modality] if output.per_modality else data
+
+
+def maps_of(pred: Prediction) -> dict[str, np.ndarray]:
+    """Every output array of a prediction by file stem (``specific_t1``, ``trustmap``, ...)."""
+    return {o.file_stem(m): value(pred, o, m) for o, m in entries(list(pred.specific))}
+
+
+def from_maps(maps: dict[str, np.ndarray], modalities, **rest) -> Prediction:
+    """A Prediction from arrays by file stem (the inverse of :func:`maps_of`)."""
+    fields = {
+        o.key: ({m: maps[o.file_stem(m)] for m in modalities} if o.per_modality else maps[o.key]) for o in OUTPUTS
+    }
+    return Prediction(**fields, **rest)

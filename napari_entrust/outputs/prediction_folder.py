@@ -1,0 +1,179 @@
+"""A prediction folder on disk: NIfTI files on the reference input's grid plus ``summary.json``.
+
+What ``entrust predict`` (and every benchmark method) writes, and reads back: ``entrust
+evaluate`` needs only the mask (prob, trustmap and samples when present), the worklist and
+``entrust explain --prediction`` need every output. Each file is checked to lie on the mask's
+grid; a missing or foreign file is an :class:`InputError` naming it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..inference.prediction import Prediction
+from ..inference.validity import ValidityReport
+from ..io import geometry
+from ..io.case import Case
+from ..io.files import check_writable, write_text
+from ..io.labels import CONVENTIONS, from_internal, guess_convention, to_internal, unexpected_values
+from ..io.loader import read_label_file
+from ..io.nifti import read_nifti
+from .catalog import SUMMARY_FILE, from_maps, maps_of, output_of, prediction_files
+
+MASK_FILE = "mask.nii.gz"
+
+
+def write_arrays(
+    case: Case,
+    maps: dict[str, np.ndarray],
+    out_dir: str | Path,
+    summary: dict,
+    *,
+    overwrite: bool = False,
+    label_convention: str = "brats2021",
+) -> dict[str, Path]:
+    """Write named maps as ``NAME.nii.gz`` on the case's reference grid, plus ``summary.json``.
+
+    Names are file stems of :data:`~.catalog.OUTPUTS` (``mask``, ``prob``, ``specific_t1`` …), which
+    say how each is stored: label maps in ``label_convention``, ``prob`` (3, ...) and ``samples``
+    (K, ...) as 4-D files with the channel last. Nothing is written if any target exists and
+    ``overwrite`` is False.
+    """
+    out_dir = Path(out_dir)
+    files = {n: out_dir / f"{n}.nii.gz" for n in maps}
+    files["summary"] = out_dir / SUMMARY_FILE
+    check_writable(list(files.values()), overwrite)
+    for name, data in maps.items():
+        output, modality = output_of(name) or (None, None)
+        if output is not None and output.labels:
+            data = from_internal(data, label_convention)
+        if output is not None and output.stack:
+            data = np.moveaxis(data, 0, -1)
+        case.write(
+            data,
+            files[name],
+            overwrite=overwrite,
+            dtype=output.dtype if output else np.float32,
+            description=output.describe(modality) if output else name,
+        )
+    summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
+    write_text(files["summary"], json.dumps(summary, indent=2), overwrite=overwrite)
+    return files
+
+
+def write_prediction(
+    case: Case, pred: Prediction, out_dir: str | Path, *, overwrite: bool = False, label_convention: str = "brats2021"
+) -> dict[str, Path]:
+    """Write every output of an EnTrust prediction (see :func:`~.catalog.prediction_files`) and ``summary.json``.
+
+    Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
+    """
+    return write_arrays(
+        case, maps_of(pred), out_dir, pred.summary, overwrite=overwrite, label_convention=label_convention
+    )
+
+
+@dataclass
+class PredictionFiles:
+    """What evaluation reads of a prediction folder (RAS+, internal labels)."""
+
+    folder: Path
+    mask: np.ndarray  #: internal labels, RAS+
+    affine: np.ndarray
+    prob: np.ndarray | None  #: (3, ...)
+    trustmap: np.ndarray | None
+    samples: np.ndarray | None  #: (K, ...) internal labels
+    summary: dict
+
+
+def read_labels_ras(path: Path, convention: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """A label map checked as in a case, in RAS+ with its RAS+ affine."""
+    vol, _ = read_label_file(path, convention)
+    return geometry.to_canonical(vol.data, vol.affine)
+
+
+def _summary(folder: Path) -> dict:
+    path = folder / SUMMARY_FILE
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"is not valid JSON ({exc})") from None
+
+
+def load_prediction(folder: str | Path) -> PredictionFiles:
+    """The mask, and prob / trustmap / samples when present, checked against each other."""
+    folder = Path(folder)
+    mask_path = folder / MASK_FILE
+    if not mask_path.exists():
+        raise InputError(folder, f"holds no {MASK_FILE}; expected an `entrust predict` output folder")
+    summary = _summary(folder)
+    convention = summary.get("label_convention", "auto")
+    if convention not in CONVENTIONS:
+        convention = "auto"
+    mask, affine = read_labels_ras(mask_path, convention)
+    prob = read_output_map(folder, "prob", mask.shape, affine, channels=3)
+    trust = read_output_map(folder, "trustmap", mask.shape, affine)
+    samples = read_output_map(folder, "samples", mask.shape, affine, channels=-1)
+    if samples is not None:
+        values = {int(v) for v in np.unique(samples)}
+        conv = convention if convention != "auto" else guess_convention(values, "")
+        unexpected = unexpected_values(values, conv)
+        if unexpected:
+            raise InputError(folder / "samples.nii.gz", f"holds label values {unexpected} that {conv} does not define")
+        samples = to_internal(samples, conv)
+    return PredictionFiles(folder, mask, affine, prob, trust, samples, summary)
+
+
+def read_output_map(
+    folder: Path, name: str, shape, affine: np.ndarray, *, channels: int | None = None
+) -> np.ndarray | None:
+    """``folder/NAME.nii.gz`` in RAS+ (channels first), checked to lie on the mask's grid; None if absent.
+
+    ``channels``: None for a 3-D map, a count for a 4-D stack that must have it, -1 for any count
+    (``samples``, kept in its stored integer type).
+    """
+    p = folder / f"{name}.nii.gz"
+    if not p.exists():
+        return None
+    vol = read_nifti(p, ndim=3 if channels is None else 4, dtype=None if name == "samples" else np.float32)
+    data, aff = geometry.to_canonical(vol.data, vol.affine)
+    if not geometry.same_grid(data.shape[:3], aff, shape, affine):
+        raise InputError(p, f"is not on the grid of {MASK_FILE}")
+    if channels is not None:
+        data = np.moveaxis(data, -1, 0)
+        if channels > 0 and data.shape[0] != channels:
+            raise InputError(p, f"has {data.shape[0]} volumes; expected {channels}")
+    if name != "samples" and not np.isfinite(data).all():
+        raise InputError(p, "contains NaN/Inf voxels")
+    return data
+
+
+def read_prediction(out_dir: str | Path, case: Case) -> Prediction:
+    """Read back what :func:`write_prediction` wrote for ``case`` (e.g. to review a worklist case later).
+
+    Every file must exist and lie on the case's reference grid; a missing or foreign file is an
+    :class:`InputError` naming it.
+    """
+    out_dir = Path(out_dir)
+    saved = load_prediction(out_dir)  # mask, prob, trustmap, samples and summary, checked against each other
+    if not geometry.same_grid(saved.mask.shape, saved.affine, case.shape, case.affine):
+        raise InputError(out_dir / MASK_FILE, f"is not on the grid of case {case.name} ({case.grid.path})")
+    maps = {"mask": saved.mask, "prob": saved.prob, "trustmap": saved.trustmap, "samples": saved.samples}
+    for name in prediction_files(case.modalities, out_dir):
+        if name not in maps and name != "summary":
+            maps[name] = read_output_map(out_dir, name, saved.mask.shape, saved.affine)
+    for name, data in maps.items():
+        if data is None:
+            raise InputError(out_dir / f"{name}.nii.gz", "is missing; the prediction folder is incomplete")
+    maps["samples"] = maps["samples"].astype(np.uint8)
+    report = saved.summary.get("validity")
+    return from_maps(
+        maps, case.modalities, validity=ValidityReport(**report) if report else None, summary=saved.summary
+    )

@@ -1,0 +1,48 @@
+"""Where a result came from: input file hashes, model, parameters and the user's edits, as JSON.
+
+A corrected mask is only trustworthy if a reader can tell which inputs, which model and which
+decisions made it; the sidecar written next to every saved mask records exactly that.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+
+from .. import __version__
+from ..io.files import sha256_of, strip_nifti_suffix, write_text
+
+
+def input_hashes(sources: dict[str, str]) -> dict[str, dict]:
+    """Per input (modality or labels): its path and sha256, or why no hash could be taken."""
+    out = {}
+    for name, path in sources.items():
+        entry: dict = {"path": str(path)}
+        p = Path(str(path))
+        if p.is_file():
+            entry["sha256"] = sha256_of(p)
+        else:
+            entry["sha256"] = None
+            entry["note"] = "not a file (generated in memory or moved)"
+        out[name] = entry
+    return out
+
+
+def now() -> str:
+    """Local time with its UTC offset, ISO 8601 to the second."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def sidecar_path(nifti_path: str | os.PathLike) -> Path:
+    """``mask.nii.gz`` -> ``mask.json`` beside it."""
+    p = Path(nifti_path)
+    return p.with_name(strip_nifti_suffix(p) + ".json")
+
+
+def write_sidecar(nifti_path: str | os.PathLike, record: dict, *, overwrite: bool = False) -> Path:
+    """Write the provenance record beside a saved NIfTI (atomically)."""
+    record = {"written_by": f"napari-entrust {__version__}", "written_at": now(), **record}
+    path = sidecar_path(nifti_path)
+    return write_text(path, json.dumps(record, indent=2, default=str), overwrite=overwrite)

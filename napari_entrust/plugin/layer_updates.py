@@ -1,0 +1,60 @@
+"""Results as layers, updated in place by name, one per event-loop turn so the viewer never freezes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+from qtpy.QtCore import QTimer
+
+from .layer_input import layer_kind
+
+if TYPE_CHECKING:
+    import napari
+
+
+def set_layer(viewer: napari.Viewer, data: np.ndarray, kwargs: dict, kind: str):
+    """Add a layer, or update the one with the same name and type in place (data, geometry, metadata)."""
+    name = kwargs["name"]
+    if name in viewer.layers and layer_kind(viewer.layers[name]) == kind:
+        layer = viewer.layers[name]
+        # every setter redraws the layer: set only what changed, so an update costs one refresh
+        for key in ("scale", "translate"):
+            if key in kwargs and not np.allclose(getattr(layer, key), kwargs[key]):
+                setattr(layer, key, kwargs[key])
+        if "affine" in kwargs and not np.allclose(layer.affine.affine_matrix, np.asarray(kwargs["affine"])):
+            layer.affine = kwargs["affine"]
+        layer.metadata = kwargs.get("metadata", {})
+        if (
+            kind == "image"
+            and "contrast_limits" in kwargs
+            and not np.allclose(layer.contrast_limits, kwargs["contrast_limits"])
+        ):
+            layer.contrast_limits_range = kwargs["contrast_limits"]
+            layer.contrast_limits = kwargs["contrast_limits"]
+        layer.data = data
+        return layer
+    if name in viewer.layers:  # same name, other type: replace it
+        viewer.layers.remove(name)
+    adder = {"image": viewer.add_image, "labels": viewer.add_labels}[kind]
+    return adder(data, **kwargs)
+
+
+def show_layers(viewer: napari.Viewer, tuples: list, done: Callable[[], None] | None = None) -> None:
+    """Add or update (by name) the result layers, one per event-loop turn (GUI thread)."""
+    apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done)
+
+
+def apply_gradually(steps: list[Callable[[], None]], done: Callable[[], None] | None = None) -> None:
+    """Run GUI updates one per event-loop turn, so adding many layers never freezes the viewer."""
+    remaining = list(steps)
+
+    def next_step() -> None:
+        if remaining:
+            remaining.pop(0)()
+            QTimer.singleShot(0, next_step)
+        elif done is not None:
+            done()
+
+    QTimer.singleShot(0, next_step)

@@ -1,0 +1,127 @@
+"""The region table: uncertain regions of the TrustMap, ranked, with why; selecting one goes there."""
+
+from __future__ import annotations
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QFormLayout,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...io.modalities import DISPLAY_NAMES
+from ...review.regions import DEFAULT_THRESHOLD, UncertainRegion, find_uncertain_regions
+from ..layer_updates import set_layer
+from ..qt_parts import guarded
+from .session import ReviewSession
+
+COLUMNS = ("#", "size (mL)", "mean TrustMap", "why", "reviewed")
+HIGHLIGHT = "review region"
+
+
+def _voxel_ml(mask) -> float:
+    grid = mask.metadata.get("entrust_grid")
+    if grid:
+        return float(abs(np.linalg.det(np.asarray(grid["affine"])[:3, :3])) / 1000)
+    return float(np.prod(np.abs(mask.scale[-3:]))) / 1000
+
+
+class RegionsPanel(QWidget):
+    """Threshold, "Find uncertain regions" and the table of regions."""
+
+    def __init__(self, session: ReviewSession):
+        super().__init__()
+        self.session = session
+        self.threshold = QDoubleSpinBox(minimum=0.05, maximum=0.95, singleStep=0.05, value=DEFAULT_THRESHOLD)
+        self.find_button = QPushButton("Find uncertain regions")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        form = QFormLayout()
+        form.addRow("TrustMap threshold", self.threshold)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addWidget(self.find_button)
+        layout.addWidget(self.table)
+        self.find_button.clicked.connect(self.find_regions)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        session.on_edit.append(self.fill_table)
+
+    def set_status(self, text: str) -> None:
+        self.session.set_status(text)
+
+    @guarded
+    def find_regions(self, *_args) -> list[UncertainRegion]:
+        """Threshold the TrustMap, rank the connected regions, fill the table."""
+        s = self.session
+        mask = s.mask()
+        trust, conflict = s.output_layer("trustmap"), s.output_layer("conflict")
+        if trust is None or conflict is None:
+            raise ValueError("the TrustMap layer is missing: run EnTrust again")
+        s.regions = find_uncertain_regions(
+            np.asarray(trust.data),
+            voxel_ml=_voxel_ml(mask),
+            weights=s.maps_by_modality("weights"),
+            specific=s.maps_by_modality("specific"),
+            conflict=np.asarray(conflict.data),
+            threshold=self.threshold.value(),
+        )
+        s.selected = None  # the old rows are gone: nothing is selected until the user picks a new one
+        self.table.clearSelection()
+        self.fill_table()
+        score = mask.metadata.get("entrust_summary", {}).get("case_score", {}).get("score", float("nan"))
+        s.set_status(f"{len(s.regions)} regions above {self.threshold.value():.2f} (case score {score:.3f})")
+        for listener in s.on_regions:
+            listener()
+        return s.regions
+
+    def fill_table(self) -> None:
+        regions = self.session.regions
+        self.table.setRowCount(len(regions))
+        for row, r in enumerate(regions):
+            values = (str(r.number), f"{r.size_ml:.2f}", f"{r.mean_trust:.2f}", r.why, "yes" if r.reviewed else "no")
+            for col, text in enumerate(values):
+                item = QTableWidgetItem(text)
+                if col == 3:
+                    item.setToolTip(", ".join(f"{DISPLAY_NAMES.get(m, m)} {v:.0%}" for m, v in r.pattern.items()))
+                self.table.setItem(row, col, item)
+        self.table.resizeColumnsToContents()
+
+    def select(self, row: int) -> None:
+        self.table.selectRow(row)
+
+    def _selection_changed(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows:
+            self.session.selected = self.session.regions[rows[0].row()]
+            self.go_to(self.session.selected)
+
+    @guarded
+    def go_to(self, region: UncertainRegion) -> None:
+        """Move the dims slider and the camera to the region and outline it."""
+        viewer, mask = self.session.viewer, self.session.mask()
+        world = np.asarray(mask.data_to_world(region.centre), dtype=float)
+        ndim = viewer.dims.ndim
+        viewer.dims.set_point(list(range(ndim - 3, ndim)), world[-3:])
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        camera.center = tuple(world[-3:][[a - (ndim - 3) for a in viewer.dims.displayed if a >= ndim - 3]])
+        outline = region.full_mask(mask.data.shape).astype(np.uint8)
+        kwargs = {
+            "name": HIGHLIGHT,
+            "opacity": 1.0,
+            "metadata": {"entrust_role": "highlight"},
+            "scale": mask.scale,
+            "translate": mask.translate,
+            "affine": mask.affine.affine_matrix,
+        }
+        layer = set_layer(viewer, outline, kwargs, "labels")
+        layer.contour = 1
+        viewer.layers.selection.active = mask

@@ -1,0 +1,50 @@
+"""The "Review uncertainty" dock widget: uncertain regions ranked, why, correct, re-sample, explain, save.
+
+Regions come from :func:`napari_entrust.review.regions.find_uncertain_regions` on the TrustMap
+layer (:mod:`.regions_panel`); every correction edits the ``mask`` layer as one napari undo step
+(:mod:`.edits_panel`); :mod:`.resample_panel` re-runs SegDiff with the edits held fixed,
+:mod:`.explain_panel` attributes a region to the modalities, :mod:`.save_panel` saves and
+autosaves. The panels share one :class:`~.session.ReviewSession`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from .edits_panel import EditsPanel
+from .explain_panel import ExplainPanel
+from .regions_panel import RegionsPanel
+from .resample_panel import ResamplePanel
+from .save_panel import SavePanel
+from .session import ReviewSession
+
+if TYPE_CHECKING:
+    import napari
+
+
+class ReviewWidget(QWidget):
+    """Find, explain and correct the high-uncertainty regions of the last EnTrust run."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.session = ReviewSession(viewer, self.status.setText)
+        self.regions = RegionsPanel(self.session)
+        self.edits = EditsPanel(self.session)
+        self.resampling = ResamplePanel(self.session, self.regions.find_regions)
+        self.explaining = ExplainPanel(self.session)
+        self.saving = SavePanel(self.session, self.regions.threshold.value)
+        layout = QVBoxLayout(self)
+        for part in (
+            self.saving,
+            self.regions,
+            self.edits,
+            self.resampling,
+            self.saving.save_button,
+            self.explaining,
+            self.status,
+        ):
+            layout.addWidget(part)

@@ -1,0 +1,202 @@
+"""The "EnTrust" dock widget: pick modality layers, set K / steps / ε / seed / device / model, Run, Cancel.
+
+A thin layer over the engine: the case comes from the layers (:mod:`..layer_input`), the run goes
+through :class:`..worker.PredictionRunner`, and results become layers updated in place by name.
+The worklist part (:mod:`.worklist_panel`) opens saved predictions as the same layers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from napari.utils.notifications import show_warning
+from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from ...inference.device import available_devices
+from ...inference.validity import describe as describe_validity
+from ...io.modalities import DISPLAY_NAMES, MODALITIES
+from ...model.checkpoint import bundled_model_path
+from ...model.config import SamplingConfig
+from ...outputs.catalog import BY_KEY
+from ...review.edits import ReviewState
+from ..layer_input import case_from_layers, layer_kind, layer_modality
+from ..layer_updates import show_layers
+from ..qt_parts import FilePicker, guarded, row
+from ..worker import PredictionRunner, result_layers, run_context
+from .worklist_panel import WorklistPanel
+
+if TYPE_CHECKING:
+    import napari
+
+NONE = "(none)"
+BANNER_STYLE = "background-color: #8a3b00; color: white; padding: 4px; border-radius: 3px;"
+
+
+def summary_text(summary: dict) -> str:
+    """Case score and region volumes (mL, with the spread across hypotheses), as the widget shows them."""
+    lines = [
+        f"case uncertainty score {summary['case_score']['score']:.3f} "
+        f"(WT volume CV {summary['case_score']['wt_volume_cv']:.1%})"
+    ]
+    for region, v in summary["volumes_ml"].items():
+        lines.append(
+            f"{region}: {v['mask']:.1f} mL   hypotheses {v['mean']:.1f} ± {v['std']:.1f} "
+            f"[{v['min']:.1f}–{v['max']:.1f}]"
+        )
+    lines.append(f"{summary['timings_s']['total_s']:.1f} s on {summary['device']}")
+    return "\n".join(lines)
+
+
+def _spin(minimum: int, maximum: int, value: int, tooltip: str = "") -> QSpinBox:
+    box = QSpinBox(minimum=minimum, maximum=maximum, value=value)
+    box.setToolTip(tooltip)
+    return box
+
+
+class EntrustWidget(QWidget):
+    """Run EnTrust on the modality layers of the viewer."""
+
+    def __init__(self, viewer: napari.viewer.Viewer):
+        super().__init__()
+        self._viewer = viewer
+        self._pickers = {mod: QComboBox() for mod in MODALITIES}
+        self._samples = _spin(1, 64, 8, "how many plausible masks (hypotheses) to draw")
+        self._steps = _spin(1, 200, 10, "denoising steps per hypothesis")
+        self._probe = QDoubleSpinBox(minimum=0.0, maximum=0.95, singleStep=0.05, value=0.2)
+        self._probe.setToolTip("F_cf is scaled by 1 ± ε on the last steps; 0 turns probing off")
+        self._seed = _spin(0, 2**31 - 1, 0, "same seed, same hypotheses")
+        self._device = QComboBox()
+        self._device.addItems(available_devices())
+        self._model = FilePicker("Model file", "PyTorch checkpoint (*.pt)", bundled_model_path())
+        self._run_button = QPushButton("Run")
+        self._cancel_button = QPushButton("Cancel", enabled=False)
+        self._status, self._summary = QLabel(""), QLabel("")
+        self._validity_banner = QLabel("")  # shown when the input is unlike training data
+        self._validity_banner.setStyleSheet(BANNER_STYLE)
+        for label in (self._status, self._validity_banner, self._summary):
+            label.setWordWrap(True)
+        self._validity_banner.setVisible(False)
+        self._runner = PredictionRunner(on_state=self._set_running, on_status=self.set_status)
+        self.worklist = WorklistPanel(viewer, self.show_result)
+        self._build_layout()
+        self._run_button.clicked.connect(self.run)
+        self._cancel_button.clicked.connect(self._runner.cancel)
+        for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            event.connect(self._layers_changed)
+        self._layers_changed()
+
+    def _build_layout(self) -> None:
+        form = QFormLayout()
+        for mod, picker in self._pickers.items():
+            form.addRow(DISPLAY_NAMES[mod], picker)
+        for label, widget in (
+            ("samples K", self._samples),
+            ("DDIM steps", self._steps),
+            ("probe strength ε", self._probe),
+            ("seed", self._seed),
+            ("device", self._device),
+            ("model", self._model),
+        ):
+            form.addRow(label, widget)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(row(self._run_button, self._cancel_button))
+        for widget in (self._status, self._validity_banner, self._summary, self.worklist):
+            layout.addWidget(widget)
+        layout.addStretch()
+
+    # -- modality layers -------------------------------------------------------------------------
+    def _image_layer_names(self) -> list[str]:
+        return [
+            layer.name
+            for layer in self._viewer.layers
+            if layer_kind(layer) == "image" and layer.metadata.get("entrust_role") is None and layer.ndim == 3
+        ]
+
+    def _layers_changed(self, _event=None) -> None:
+        """Refresh the layer choices; a modality with no layer chosen gets the layer that holds it."""
+        names = self._image_layer_names()
+        for mod, picker in self._pickers.items():
+            current = picker.currentText()
+            if current not in names:
+                current = next(
+                    (
+                        layer.name
+                        for layer in self._viewer.layers
+                        if layer.name in names and layer_modality(layer) == mod
+                    ),
+                    NONE,
+                )
+            picker.blockSignals(True)
+            picker.clear()
+            picker.addItems([NONE, *names])
+            picker.setCurrentText(current)
+            picker.blockSignals(False)
+
+    def chosen_layers(self) -> dict:
+        """The layer chosen for each modality (modalities without one are left out)."""
+        return {
+            mod: self._viewer.layers[p.currentText()]
+            for mod, p in self._pickers.items()
+            if p.currentText() not in ("", NONE) and p.currentText() in self._viewer.layers
+        }
+
+    # -- running ---------------------------------------------------------------------------------
+    def sampling(self) -> SamplingConfig:
+        """The sampling parameters as set in the widget."""
+        steps = int(self._steps.value())
+        return SamplingConfig(
+            samples=int(self._samples.value()),
+            steps=steps,
+            probe_strength=float(self._probe.value()),
+            probe_steps=min(2, steps - 1),
+            seed=int(self._seed.value()),
+        )
+
+    @guarded
+    def run(self, *_args) -> None:
+        """Start a run (errors in the inputs are shown as notifications; nothing else changes)."""
+        layers = self.chosen_layers()
+        missing = [DISPLAY_NAMES[m] for m in MODALITIES if m not in layers]
+        if missing:
+            raise ValueError(f"choose a layer for {', '.join(missing)} (the model needs all four modalities)")
+        case, to_layer, _ = case_from_layers(layers)
+        sampling = self.sampling()
+        sampling.validate()
+        context = run_context(layers, to_layer)
+        device = self._device.currentText()
+        self._runner.start(
+            case,
+            self._model.path,
+            device,
+            sampling,
+            prepare=lambda pred, bundle: (pred.summary, result_layers(pred, bundle, case, sampling, device, context)),
+            on_result=self.show_result,
+        )
+
+    def show_result(self, result: tuple[dict, list]) -> None:
+        """Show a prediction's layers (a run's, or a worklist case's saved one) and its summary."""
+        summary, tuples = result
+
+        def finish() -> None:
+            mask = self._viewer.layers[BY_KEY["mask"].layer_name()]
+            mask.metadata["entrust_review"] = ReviewState.start(mask.data)
+            self._summary.setText(summary_text(summary))
+            self._show_validity(summary["validity"])
+            self.set_status("done: results are in the layer list (TrustMap and mask shown)")
+
+        show_layers(self._viewer, tuples, finish)
+
+    def _show_validity(self, report: dict) -> None:
+        """Flagged inputs get a banner (and a notification) that stays until the next run."""
+        self._validity_banner.setText(describe_validity(report))
+        self._validity_banner.setVisible(report["flagged"])
+        if report["flagged"]:
+            show_warning(describe_validity(report))
+
+    def _set_running(self, running: bool) -> None:
+        self._run_button.setEnabled(not running)
+        self._cancel_button.setEnabled(running)
+
+    def set_status(self, text: str) -> None:
+        self._status.setText(text)

@@ -1,0 +1,183 @@
+"""Running the engine from a widget: a thread worker, a progress bar, Cancel, errors as notifications.
+
+Both widgets (run and review) start their work through :class:`PredictionRunner`; the work is the
+engine's generator, so the GUI thread only receives progress messages and, at the end, applies the
+result layers one per event-loop turn (:mod:`.layer_updates`; the viewer stays responsive throughout).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from napari.qt.threading import thread_worker
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+
+from ..errors import Cancelled, EntrustError
+from ..inference.device import resolve_device
+from ..inference.engine import run_prediction
+from ..inference.prediction import Prediction
+from ..model.checkpoint import ModelBundle, load_checkpoint
+from ..model.config import SamplingConfig
+from ..progress import ShouldStop, Steps
+from .layer_data import prediction_layers
+from .layer_input import placement
+
+if TYPE_CHECKING:
+    from ..io.case import Case
+
+log = logging.getLogger(__name__)
+_STEPS = 1000  #: progress-bar resolution
+
+
+def describe_error(exc: BaseException) -> str:
+    """A notification text a user can act on."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA/MPS OOM
+        return (
+            "EnTrust ran out of memory: lower the sample count K, close other programs, or choose the cpu "
+            "device if the GPU is small"
+        )
+    if isinstance(exc, (EntrustError, ValueError)):
+        return f"EnTrust: {exc}"
+    return f"EnTrust failed ({type(exc).__name__}: {exc})"
+
+
+def _work(model_path, device: str, stop: threading.Event, work: Callable) -> Steps[object]:
+    """The worker body: load the model, then run ``work(bundle, should_stop)``, a generator that yields
+    progress and returns the result (built off the GUI thread)."""
+    yield 0.0, "loading the model"
+    bundle = load_checkpoint(model_path or None, resolve_device(device))
+    return (yield from work(bundle, stop.is_set))
+
+
+class PredictionRunner:
+    """One prediction at a time for a widget."""
+
+    def __init__(self, *, on_state: Callable[[bool], None], on_status: Callable[[str], None]):
+        self._on_state = on_state
+        self._on_status = on_status
+        self._stop = threading.Event()
+        self._worker = None
+        self._bar = None
+        self._message = ""
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def start(
+        self,
+        case: Case,
+        model_path,
+        device: str,
+        sampling: SamplingConfig,
+        *,
+        prepare: Callable[[Prediction, ModelBundle], object],
+        on_result: Callable[[object], None],
+        **engine_kwargs,
+    ) -> None:
+        """Predict in a thread; ``prepare(pred, bundle)`` runs there too; ``on_result`` gets its value in the
+        GUI thread."""
+
+        def work(bundle: ModelBundle, should_stop: ShouldStop):
+            pred = yield from run_prediction(case, bundle, sampling, should_stop=should_stop, **engine_kwargs)
+            return prepare(pred, bundle)
+
+        self.start_work(f"EnTrust {case.name}", model_path, device, work, on_result)
+
+    def start_work(
+        self,
+        title: str,
+        model_path,
+        device: str,
+        work: Callable[[ModelBundle, ShouldStop], Steps[object]],
+        on_result: Callable[[object], None],
+    ) -> None:
+        """Run ``work(bundle, should_stop)`` (a progress-yielding generator) in a thread, with the progress bar,
+        Cancel and error handling of a prediction."""
+        if self.running:
+            show_info("EnTrust is already running; cancel it first")
+            return
+        self._stop = threading.Event()
+        self._bar = progress(total=_STEPS, desc=title)
+        self._message = title
+        handlers = {
+            "yielded": self._progress,
+            "returned": on_result,
+            "errored": self._failed,
+            "finished": self._finished,
+        }  # an "errored" handler also stops napari re-raising errors
+        worker = thread_worker(_work, start_thread=False, connect=handlers)(model_path, device, self._stop, work)
+        self._worker = worker
+        self._on_state(True)
+        self._on_status("starting")
+        worker.start()
+
+    def cancel(self) -> None:
+        """Ask the run to stop: the engine checks before every chunk and denoising step."""
+        if self.running:
+            self._stop.set()
+            self._on_status("cancelling")
+
+    def _progress(self, update: tuple[float, str]) -> None:
+        fraction, message = update
+        bar = self._bar  # a local: updating the bar may process events, and the run may finish meanwhile
+        if bar is not None:  # napari's bar repaints the window on every change: change only what changed
+            step = int(fraction * _STEPS) - bar.n
+            if step > 0:
+                bar.update(step)
+            if message != self._message:
+                self._message = message
+                bar.set_description(message)
+        self._on_status(f"{fraction:.0%} {message}")
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            self._on_status("cancelled; the viewer is unchanged")
+            show_info("EnTrust run cancelled; nothing was changed")
+            return
+        log.error("EnTrust run failed", exc_info=exc)
+        text = describe_error(exc)
+        self._on_status(text)
+        show_error(text)
+
+    def _finished(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        self._worker = None
+        self._on_state(False)
+
+
+def run_context(layers: dict, to_layer: Callable) -> dict:
+    """What the result layers need from the source layers: placement, voxel order, shared metadata."""
+    ref = next(iter(layers.values()))
+    return {
+        "place": placement(ref),
+        "to_layer": to_layer,
+        "inputs": {m: layer.name for m, layer in layers.items()},
+        "metadata": {
+            k: v
+            for k, v in ref.metadata.items()
+            if k.startswith("entrust_") and k not in ("entrust_modality", "entrust_role", "entrust_review")
+        },
+    }
+
+
+def result_layers(
+    pred: Prediction, bundle: ModelBundle, case: Case, sampling: SamplingConfig, device: str, context: dict
+) -> list:
+    """Every result layer tuple, with the source layers' geometry and the run's metadata (any thread)."""
+    meta = {
+        **context["metadata"],
+        "entrust_inputs": context["inputs"],
+        "entrust_model": str(bundle.path),
+        "entrust_device": device,
+        "entrust_sampling": dict(sampling.__dict__),
+        "entrust_sources": dict(case.sources),
+        "entrust_case": case.name,
+    }
+    return prediction_layers(pred, context["place"], meta, to_layer_order=context["to_layer"])

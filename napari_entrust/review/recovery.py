@@ -1,0 +1,99 @@
+"""Autosave of corrections in progress, so a crash or a closed window never loses a reviewer's work.
+
+After every edit the corrected label map and the edit log are written (atomically) to a recovery
+file named after the case's inputs; opening the same case again finds it and offers to restore it.
+Files live in the user cache folder (``ENTRUST_RECOVERY_DIR`` overrides it), never beside the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.files import atomic_write
+
+
+def recovery_dir() -> Path:
+    env = os.environ.get("ENTRUST_RECOVERY_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-entrust")) / "recovery"
+
+
+def case_key(case_name: str, sources: dict[str, str]) -> str:
+    """A stable name for a case: its inputs' paths, sizes and modification times (or its name)."""
+    parts = [case_name]
+    for name in sorted(sources):
+        path = Path(str(sources[name]))
+        stat = f"{path.stat().st_size}:{int(path.stat().st_mtime)}" if path.is_file() else "-"
+        parts.append(f"{name}={path.resolve() if path.is_file() else path}:{stat}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+@dataclass
+class Recovery:
+    """What an autosave holds."""
+
+    path: Path
+    labels: np.ndarray  #: the corrected label map (internal convention, in the mask layer's voxel order)
+    record: dict  #: case name, edits, time
+    predicted: np.ndarray | None = None  #: the mask as the model made it (to tell edits from predictions)
+    decided: np.ndarray | None = None  #: voxels of regions the user kept, adopted or erased
+
+
+def recovery_path(key: str) -> Path:
+    return recovery_dir() / f"{key}.npz"
+
+
+def autosave(
+    key: str,
+    labels: np.ndarray,
+    record: dict,
+    *,
+    predicted: np.ndarray | None = None,
+    decided: np.ndarray | None = None,
+) -> Path:
+    """Write (replace) the recovery file of a case atomically."""
+    buf = io.BytesIO()
+    extra = {name: np.asarray(a) for name, a in (("predicted", predicted), ("decided", decided)) if a is not None}
+    np.savez_compressed(
+        buf,
+        labels=np.asarray(labels, dtype=np.uint8),
+        record=np.frombuffer(json.dumps(record, default=str).encode(), dtype=np.uint8),
+        **extra,
+    )
+    return atomic_write(recovery_path(key), lambda tmp: Path(tmp).write_bytes(buf.getvalue()), overwrite=True)
+
+
+def find_recovery(key: str) -> Path | None:
+    path = recovery_path(key)
+    return path if path.is_file() else None
+
+
+def load_recovery(path: str | os.PathLike) -> Recovery:
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            labels = z["labels"]
+            record = json.loads(z["record"].tobytes().decode())
+            predicted = z["predicted"] if "predicted" in z.files else None
+            decided = z["decided"].astype(bool) if "decided" in z.files else None
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign recovery file
+        raise InputError(path, f"recovery file cannot be read ({type(exc).__name__}: {exc})") from None
+    return Recovery(path, labels, record, predicted, decided)
+
+
+def discard(key: str) -> None:
+    """Remove a case's recovery file (after a save, or when the user declines to restore it)."""
+    path = recovery_path(key)
+    if path.exists():
+        path.unlink()

@@ -1,0 +1,46 @@
+"""Training EnFuse and SegDiff together: what the backbone's loss is made of."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..inference.distributed import DistributedContext
+from ..model.entrust_net import EnTrustNet
+from ..model.segdiff import Schedule, to_signed
+from ..progress import Steps
+from .cases import TrainingCase
+from .independence import independence_loss
+from .loop import TrainConfig, optimise
+
+
+def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy on logits: a proper scoring rule, so disputed voxels are learned as ~50/50."""
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def train_backbone(
+    net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext
+) -> Steps[list[dict]]:
+    """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
+    cfg = net.cfg
+    schedule = Schedule(cfg)
+
+    def loss_fn(model, x, y, brain, gen):
+        t = torch.randint(0, cfg.train_timesteps, (x.shape[0],), generator=gen).to(ctx.device)
+        noise = torch.randn(y.shape, generator=gen).to(ctx.device)
+        y_t = schedule.add_noise(to_signed(y), noise, t)
+        logits, feats = model(x, y_t, t)
+        # BCE only: a proper scoring rule, so voxels the raters dispute are learned as ~50/50, not
+        # pushed to the majority answer as an overlap (Dice) loss would do
+        loss_diff = bce(logits, y)
+        loss_aux = bce(feats.fused_logits, y) + bce(feats.modality_logits, y[:, None].expand_as(feats.modality_logits))
+        loss_ind = independence_loss(feats, brain, cfg.independence, generator=gen)
+        loss = loss_diff + cfg.aux_weight * loss_aux + cfg.independence_weight * loss_ind
+        return loss, {"diffusion": loss_diff.item(), "aux": loss_aux.item(), "independence": loss_ind.item()}
+
+    return (
+        yield from optimise(
+            net, loss_fn, cases, cfg.context, tc, ctx, find_unused_parameters=not cfg.conflict_branch, label="backbone"
+        )
+    )

@@ -1,0 +1,110 @@
+"""Random 2-D training crops with each modality's scanner "style" (MONAI intensity transforms).
+
+A quarter of the crops are centred where raters disagree (the ambiguity the diffusion model must
+learn), most of the rest on the lesion; each epoch draws one rater per case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from monai.transforms import (
+    Compose,
+    RandAdjustContrast,
+    RandBiasField,
+    RandGaussianNoise,
+    RandGaussianSmooth,
+    RandScaleIntensity,
+    RandShiftIntensity,
+)
+
+from ..io.labels import to_regions
+from ..io.modalities import MODALITIES
+from .cases import TrainingCase
+
+
+def style_augmentation(seed: int) -> Compose:
+    """Per-modality scanner "style": gamma/contrast, bias field, noise, blur, scale and shift."""
+    t = Compose(
+        [
+            RandAdjustContrast(prob=0.5, gamma=(0.7, 1.5)),
+            RandBiasField(prob=0.3, coeff_range=(0.0, 0.2)),
+            RandGaussianSmooth(prob=0.2, sigma_x=(0.3, 0.9), sigma_y=(0.3, 0.9)),
+            RandGaussianNoise(prob=0.3, std=0.03),
+            RandScaleIntensity(prob=0.5, factors=0.15),
+            RandShiftIntensity(prob=0.3, offsets=0.05),
+        ]
+    )
+    t.set_random_state(seed=seed)
+    return t
+
+
+class CropSampler:
+    """Random training crops: (x, y, brain) with x (B, M, 2c+1, P, P) and y (B, 3, P, P)."""
+
+    def __init__(
+        self,
+        cases: list[TrainingCase],
+        context: int,
+        crop: int,
+        *,
+        lesion_fraction: float = 0.8,
+        conflict_fraction: float = 0.0,
+        seed: int = 0,
+        augment: bool = True,
+    ):
+        if not cases:
+            raise ValueError("no training cases")
+        self.cases, self.context, self.crop = cases, context, crop
+        self.lesion_fraction, self.conflict_fraction, self.augment = lesion_fraction, conflict_fraction, augment
+        self.rng = np.random.default_rng(seed)
+        self.styles = [style_augmentation(seed * 10 + m) for m in range(len(MODALITIES))]
+        self.raters = np.zeros(len(cases), dtype=int)
+        # where lesion (per case and rater) and brain voxels are, found once instead of per crop
+        self._lesion = [[np.argwhere(r > 0) for r in c.raters] for c in cases]
+        self._brain = [np.argwhere(c.images[0] > 0)[::7] for c in cases]
+        # where raters disagree: the ambiguity the diffusion model must learn, sampled on purpose
+        self._disputed = [np.argwhere(c.raters.min(0) != c.raters.max(0)) for c in cases]
+        self.new_epoch()
+
+    def new_epoch(self) -> None:
+        """Draw one rater per case for this epoch."""
+        self.raters = np.array([self.rng.integers(len(c.raters)) for c in self.cases])
+
+    def _one(self):
+        ci = int(self.rng.integers(len(self.cases)))
+        case = self.cases[ci]
+        labels = case.raters[self.raters[ci]]
+        _, nx, ny, nz = case.images.shape
+        p = self.crop
+        lesion = self._lesion[ci][self.raters[ci]]
+        draw = self.rng.random()
+        if len(self._disputed[ci]) and draw < self.conflict_fraction:
+            disputed = self._disputed[ci]
+            cx, cy, z = disputed[self.rng.integers(len(disputed))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
+        elif len(lesion) and draw < self.conflict_fraction + self.lesion_fraction:
+            cx, cy, z = lesion[self.rng.integers(len(lesion))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
+        else:
+            cx, cy, z = self._brain[ci][self.rng.integers(len(self._brain[ci]))]
+        x0 = int(np.clip(cx - p // 2, 0, max(nx - p, 0)))
+        y0 = int(np.clip(cy - p // 2, 0, max(ny - p, 0)))
+        zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, nz - 1)
+        x = np.zeros((len(MODALITIES), len(zs), p, p), np.float32)
+        patch = case.images[:, x0 : x0 + p, y0 : y0 + p][..., zs]  # (M, px, py, 2c+1)
+        x[:, :, : patch.shape[1], : patch.shape[2]] = patch.transpose(0, 3, 1, 2)
+        y = np.zeros((3, p, p), np.float32)
+        reg = to_regions(labels[x0 : x0 + p, y0 : y0 + p, z])
+        y[:, : reg.shape[1], : reg.shape[2]] = reg
+        if self.augment and self.rng.random() < 0.5:  # left-right flip
+            x, y = x[..., ::-1, :].copy(), y[..., ::-1, :].copy()
+        return x, y
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        xs, ys = zip(*(self._one() for _ in range(n)))
+        x = np.stack(xs)  # (B, M, 2c+1, P, P)
+        if self.augment:  # one scanner "style" per modality per batch; background stays 0
+            for m, style in enumerate(self.styles):
+                flat = x[:, m].reshape(-1, *x.shape[-2:])
+                x[:, m] = (np.asarray(style(flat), dtype=np.float32) * (flat > 0)).reshape(x[:, m].shape)
+        x = torch.from_numpy(x)
+        return x, torch.from_numpy(np.stack(ys)), (x[:, :, self.context] != 0).any(1)

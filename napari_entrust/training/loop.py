@@ -1,0 +1,106 @@
+"""The training loop every model here shares: the same crops, augmentation, optimiser and budget.
+
+Sharing it is what makes the benchmark's baselines "trained like EnTrust". Runs in one process or
+under ``torchrun --nproc_per_node N`` with DistributedDataParallel (``gloo`` on CPU, ``nccl`` on
+GPU): each rank draws its own crops and gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ..inference.distributed import DistributedContext
+from ..progress import Steps
+from .cases import TrainingCase
+from .crops import CropSampler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 3000
+    batch_size: int = 16
+    crop: int = 64
+    lr: float = 2e-3
+    iterations_per_epoch: int = 100  #: a new rater per case every epoch
+    lesion_fraction: float = 0.45
+    conflict_fraction: float = 0.25  #: crops centred where raters disagree (when a case has several raters)
+    augment: bool = True
+    seed: int = 0
+    calibration_slices: int = 160
+    calibration_iterations: int = 400
+    calibration_samples: int = 8
+    calibration_steps: int = 10
+    probe_strength: float = 0.2
+    log_every: int = 50
+
+
+LossFn = Callable[
+    [torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict[str, float]]
+]
+
+
+def optimise(
+    net: torch.nn.Module,
+    loss_fn: LossFn,
+    cases: list[TrainingCase],
+    context: int,
+    tc: TrainConfig,
+    ctx: DistributedContext,
+    *,
+    find_unused_parameters: bool = False,
+    label: str = "training",
+) -> Steps[list[dict]]:
+    """Train ``net`` for ``tc.iterations`` steps; yields progress (on rank 0), returns the loss history.
+
+    ``loss_fn(model, x, y, brain, generator)`` returns the loss and its named parts (for the log).
+    """
+    sampler = CropSampler(
+        cases,
+        context,
+        tc.crop,
+        lesion_fraction=tc.lesion_fraction,
+        conflict_fraction=tc.conflict_fraction,
+        seed=tc.seed * 1000 + ctx.rank,
+        augment=tc.augment,
+    )
+    model = net.to(ctx.device).train()
+    if ctx.world > 1:
+        model = DistributedDataParallel(net, find_unused_parameters=find_unused_parameters)
+    opt = torch.optim.AdamW(net.parameters(), lr=tc.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.iterations, pct_start=0.1)
+    gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
+    history, running, start = [], [], time.perf_counter()
+    for it in range(tc.iterations):
+        if it and it % tc.iterations_per_epoch == 0:
+            sampler.new_epoch()
+        x, y, brain = (v.to(ctx.device) for v in sampler.batch(tc.batch_size))
+        loss, parts = loss_fn(model, x, y, brain, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running.append({"loss": loss.item(), **parts})
+        if (it + 1) % tc.log_every == 0 or it + 1 == tc.iterations:
+            entry = {
+                "iteration": it + 1,
+                **{k: float(np.mean([r[k] for r in running])) for k in running[0]},
+                "seconds": round(time.perf_counter() - start, 1),
+            }
+            running = []
+            history.append(entry)
+            if ctx.main:
+                log.info(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in entry.items()))
+        if ctx.main:
+            yield (it + 1) / tc.iterations, f"{label} {it + 1}/{tc.iterations} loss {loss.item():.3f}"
+    net.eval()
+    return history

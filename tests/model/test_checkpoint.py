@@ -1,0 +1,63 @@
+"""Checkpoints: the bundled model is recorded and loads safely; round trip; bad files refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_entrust.errors import EntrustError
+from napari_entrust.io.files import sha256_of
+from napari_entrust.model.checkpoint import bundled_model_path, load_checkpoint, recorded_sha256, save_checkpoint
+from tests.helpers import TINY
+
+
+def test_checkpoint_round_trip_and_bad_files(tiny, tmp_path, monkeypatch):
+    path = tmp_path / "m.pt"
+    digest = save_checkpoint(path, tiny.net, tiny.calibration, training={"note": "test"})
+    loaded = load_checkpoint(path)
+    assert loaded.sha256 == digest and loaded.config == TINY and loaded.training == {"note": "test"}
+    for k, v in tiny.net.state_dict().items():
+        torch.testing.assert_close(loaded.net.state_dict()[k], v)
+    with pytest.raises(EntrustError, match="already exists"):
+        save_checkpoint(path, tiny.net, tiny.calibration)
+    truncated = tmp_path / "bad.pt"
+    truncated.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(EntrustError, match="not a usable napari-entrust checkpoint"):
+        load_checkpoint(truncated)
+    pickled = tmp_path / "code.pt"
+    torch.save({"config": TINY.to_dict(), "net": {}, "payload": print}, pickled)  # arbitrary object: refused
+    with pytest.raises(EntrustError, match="not a usable"):
+        load_checkpoint(pickled)
+    with pytest.raises(EntrustError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    # a bundled model whose bytes do not match the recorded sha256 is refused
+    resources = tmp_path / "resources"
+    resources.mkdir()
+    (resources / "entrust_brats_phantom.pt").write_bytes(path.read_bytes())
+    (resources / "SHA256SUMS").write_text("0" * 64 + "  entrust_brats_phantom.pt\n")
+    monkeypatch.setattr("napari_entrust.model.checkpoint.resources_dir", lambda: resources)
+    with pytest.raises(EntrustError, match="does not match the recorded"):
+        load_checkpoint(resources / "entrust_brats_phantom.pt")
+
+
+def test_bundled_model_is_recorded_and_loads_safely():
+    path = bundled_model_path()
+    assert path.exists(), "the bundled model must ship in resources/"
+    assert recorded_sha256(path.name) == sha256_of(path)
+    bundle = load_checkpoint()
+    assert bundle.config.modalities == ("t1", "t1ce", "t2", "flair")
+    assert path.stat().st_size < 10 * 2**20
+    assert bundle.training["train_config"]["iterations"] > 0 and bundle.intensity_stats["flair"]["high_mean"] > 0
+
+
+def test_every_bundled_checkpoint_loads_with_its_recorded_sha256():
+    """Every file in resources/ and resources/baselines/ is listed in its SHA256SUMS and loads unchanged."""
+    from napari_entrust.benchmark.baselines import load_baseline
+    from napari_entrust.model.checkpoint import resources_dir
+
+    files = sorted(resources_dir().glob("*.pt")) + sorted((resources_dir() / "baselines").glob("*.pt"))
+    assert len(files) >= 11
+    for path in files:
+        assert recorded_sha256(path.name, path.parent) == sha256_of(path), path.name
+        loaded = load_baseline(path) if path.name.startswith("unet") else load_checkpoint(path)
+        assert loaded.sha256 == sha256_of(path)
