@@ -41,6 +41,8 @@ KIND = "unet-baseline"
 
 @dataclass
 class BaselineConfig:
+    """A UNet baseline's architecture, stored in its file so it can be rebuilt."""
+
     modalities: tuple[str, ...] = MODALITIES
     spacing_mm: float = 2.0
     context: int = 1  #: neighbouring slices on each side, as EnTrust's encoders see
@@ -72,6 +74,7 @@ def build_unet(cfg: BaselineConfig) -> UNet:
 
 
 def parameter_count(module: nn.Module) -> int:
+    """Trainable and frozen parameters of a network (the benchmark's size column)."""
     return int(sum(p.numel() for p in module.parameters()))
 
 

@@ -30,6 +30,7 @@ MC_PASSES = 8
 
 
 def baselines_dir() -> Path:
+    """The bundled baseline and ablation weights (``resources/baselines``)."""
     return resources_dir() / "baselines"
 
 
@@ -91,6 +92,7 @@ METHOD_KEYS = tuple(m.key for m in METHODS)
 
 
 def missing_models(folder: Path, methods=METHODS) -> list[TrainedModel]:
+    """The models ``methods`` need that ``folder`` does not hold yet."""
     needed = {f for m in methods for f in m.files if f}
     return [t for t in TRAINED_MODELS if t.file in needed and not (folder / t.file).exists()]
 

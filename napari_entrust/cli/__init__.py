@@ -14,6 +14,7 @@ COMMANDS = (sample, info, predict, explain, train, evaluate, benchmark)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``entrust`` parser with one sub-command per module of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="entrust",
         description="EnTrust: multimodal brain-tumour segmentation with calibrated, explained uncertainty.",

@@ -6,8 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import EntrustError, InputError
+from ..io.case_files import Source
+from ..progress import Progress
+
+if TYPE_CHECKING:
+    from ..model.config import SamplingConfig
 
 
 def command_texts(doc: str) -> dict[str, str]:
@@ -43,7 +49,7 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def case_source(args: argparse.Namespace):
+def case_source(args: argparse.Namespace) -> Source:
     """The source for :func:`napari_entrust.io.loader.load_case` from parsed arguments."""
     if args.modality and args.case:
         raise InputError(args.case, "give either CASE or --modality NAME=PATH options, not both")
@@ -97,7 +103,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-mb", type=int_at_least(64), default=1024, help="working-memory budget (default 1024)")
 
 
-def sampling_config(args: argparse.Namespace):
+def sampling_config(args: argparse.Namespace) -> SamplingConfig:
     """The :class:`SamplingConfig` of parsed :func:`add_sampling_arguments`, validated."""
     from ..model.config import SamplingConfig
 
@@ -137,7 +143,7 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
-def progress_bar(description: str):
+def progress_bar(description: str) -> Progress:
     """A ``progress(fraction, message)`` callback drawing a tqdm bar on stderr; call ``.close()`` after.
 
     The commands drive the library's generators with it: ``run_to_end(work, bar)``.

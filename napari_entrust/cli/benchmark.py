@@ -27,6 +27,7 @@ TRAINING_MINUTES = {"unet": 7, "entrust": 30}
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("benchmark", **command_texts(__doc__))
     p.add_argument("--cases", "-n", type=int_at_least(1), default=5, help="held-out phantom cases (default 5)")
     p.add_argument(
@@ -77,6 +78,7 @@ def _methods(text: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     methods = _methods(args.methods)
     models = args.models or baselines_dir()
     check_writable(list(report_files(args.out).values()), args.overwrite)

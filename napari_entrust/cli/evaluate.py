@@ -20,6 +20,7 @@ from .arguments import add_overwrite_argument, command_texts, progress_bar
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("evaluate", **command_texts(__doc__))
     p.add_argument(
         "predictions",
@@ -40,6 +41,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     out = args.out or args.predictions / "evaluation"
     check_writable(list(evaluation_files(out).values()), args.overwrite)
     bar = progress_bar("evaluating")

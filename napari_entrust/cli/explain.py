@@ -26,6 +26,7 @@ from . import arguments
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("explain", **arguments.command_texts(__doc__))
     arguments.add_case_arguments(p)
     p.add_argument("--out", "-o", required=True, type=Path, metavar="DIR", help="output folder")
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     sampling = arguments.sampling_config(args)
     case = load_case(arguments.case_source(args), **arguments.load_kwargs(args))
     check_writable(list(explanation_files(args.out).values()), args.overwrite)

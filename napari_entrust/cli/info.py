@@ -17,6 +17,7 @@ from .arguments import add_case_arguments, case_source, command_texts, load_kwar
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("info", **command_texts(__doc__))
     add_case_arguments(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -24,6 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     source = case_source(args)
     case, checks = inspect_case(source, **load_kwargs(args))
     report = {

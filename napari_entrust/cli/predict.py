@@ -30,6 +30,7 @@ from . import arguments
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("predict", **arguments.command_texts(__doc__))
     arguments.add_case_arguments(p)
     p.add_argument(
@@ -52,6 +53,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     sampling = arguments.sampling_config(args)
     source = arguments.case_source(args)
     if isinstance(source, Path) and worklist.is_case_collection(source):

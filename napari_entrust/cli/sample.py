@@ -16,6 +16,7 @@ from .arguments import add_overwrite_argument, command_texts, int_at_least, prog
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("sample", **command_texts(__doc__))
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write the case into")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0); same seed, same case")
@@ -35,6 +36,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     misreg = {"auto": None, "yes": True, "no": False}[args.misregistration]
     bar = progress_bar("generating")
     try:

@@ -28,6 +28,7 @@ from .arguments import add_overwrite_argument, chosen, command_texts, int_at_lea
 
 
 def add_parser(sub) -> None:
+    """The command's options."""
     p = sub.add_parser("train", **command_texts(__doc__))
     p.add_argument("--out", "-o", required=True, type=Path, metavar="CKPT", help="checkpoint file to write (.pt)")
     p.add_argument("--phantoms", type=int_at_least(0), default=40, help="phantom training cases (default 40)")
@@ -83,6 +84,7 @@ def _parse_overrides(items: list[str], base: ModelConfig) -> ModelConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the command; returns its exit status."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -22,6 +22,8 @@ from ..outputs.prediction_folder import read_labels_ras
 
 @dataclass
 class Truth:
+    """Ground truth of one case in RAS+: labels, and raters, conflict mask and brain when known."""
+
     name: str
     source: Path
     labels: np.ndarray  #: internal labels, RAS+

@@ -20,6 +20,8 @@ def available_devices() -> list[str]:
 
 
 def resolve_device(name: str = "auto") -> torch.device:
+    """The torch device for a name; ``auto`` picks cuda, then mps, then cpu. Asking for one that is
+    absent is an error, not a silent fall-back."""
     if name not in DEVICE_CHOICES:
         raise EntrustError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":

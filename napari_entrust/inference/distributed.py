@@ -15,6 +15,8 @@ import torch.distributed as dist
 
 @dataclass
 class DistributedContext:
+    """This process's rank, the number of ranks and its device (rank 0 of 1 without torchrun)."""
+
     rank: int = 0
     world: int = 1
     device: torch.device = torch.device("cpu")

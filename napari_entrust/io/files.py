@@ -73,7 +73,7 @@ def write_text(path: str | os.PathLike, text: str, *, overwrite: bool = False) -
     return atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=overwrite)
 
 
-def json_safe(value):
+def json_safe(value: object) -> object:
     """``value`` with every NaN/Inf float replaced by None (valid JSON for any parser)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None

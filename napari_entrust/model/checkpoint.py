@@ -44,6 +44,7 @@ def record_sha256(path: Path, digest: str) -> None:
 
 
 def bundled_model_path() -> Path:
+    """The model that ships with the package."""
     return resources_dir() / BUNDLED_MODEL
 
 

@@ -10,6 +10,8 @@ from ..io.modalities import MODALITIES
 
 @dataclass
 class ModelConfig:
+    """Everything needed to rebuild a model; stored in every checkpoint (field names are its keys)."""
+
     modalities: tuple[str, ...] = MODALITIES
     spacing_mm: float = 2.0  #: model grid; inputs are resampled to it and results back
     context: int = 1  #: neighbouring slices on each side given to each modality encoder

@@ -38,6 +38,8 @@ class Features:
 
 
 class EnFuse(nn.Module):
+    """Modality weights, consensus, specific and conflict features from the per-modality features."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c, cc = cfg.feature_channels, cfg.consensus_channels

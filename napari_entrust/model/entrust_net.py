@@ -29,6 +29,8 @@ def encode_projected(encoder: UNet, x: torch.Tensor, weight: torch.Tensor, bias:
 
 
 class EnTrustNet(nn.Module):
+    """The whole network: one encoder per modality, EnFuse and the denoiser (what a checkpoint holds)."""
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg

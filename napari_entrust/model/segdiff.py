@@ -51,6 +51,8 @@ def to_signed(y: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class Hypotheses:
+    """What one sampling run gives for a batch of slices."""
+
     probs: torch.Tensor  #: (B, K, 3, H, W) per-hypothesis probabilities after the last step
     probe_plus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 + ε)
     probe_minus: torch.Tensor | None  #: (B, 3, H, W) mean probability with F_cf × (1 − ε)

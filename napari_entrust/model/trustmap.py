@@ -56,14 +56,14 @@ def trust_statistics(
     return torch.stack([mean, total, expected, mutual, probe, cf], dim=2)
 
 
-def uncertainty(p: np.ndarray | torch.Tensor):
+def uncertainty(p: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """1 − |2p − 1|: 0 where p is 0 or 1, 1 at a coin flip (the TrustMap of one region channel)."""
     if torch.is_tensor(p):
         return 1 - (2 * p - 1).abs()
     return 1 - np.abs(2 * p - 1)
 
 
-def trustmap(calibrated: np.ndarray | torch.Tensor):
+def trustmap(calibrated: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """(3, ...) calibrated probabilities -> (...) uncertainty in [0, 1] (max over region channels)."""
     if torch.is_tensor(calibrated):
         return uncertainty(calibrated).amax(0)

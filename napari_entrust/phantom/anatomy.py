@@ -34,6 +34,7 @@ class Anatomy:
 
 
 def nilearn_data_dir() -> Path:
+    """Where the installed nilearn keeps the MNI templates."""
     import nilearn.datasets
 
     return Path(nilearn.datasets.__file__).parent / "data"

@@ -40,6 +40,7 @@ class Footprint:
 
 
 def union(events: list[Footprint], like: np.ndarray) -> np.ndarray:
+    """All events' voxels (an empty mask like ``like`` without events)."""
     return np.logical_or.reduce([e.mask for e in events]) if events else np.zeros_like(like)
 
 
@@ -108,4 +109,5 @@ _EVENT_DETAIL = {
 
 
 def centre_mm(mask: np.ndarray, affine: np.ndarray) -> list[float]:
+    """The centre of mass of a mask in scanner mm, to 0.1 mm."""
     return [round(float(v), 1) for v in nib.affines.apply_affine(affine, ndimage.center_of_mass(mask))]

@@ -86,6 +86,8 @@ def warp_healthy(anat, rng, spacing: int) -> Healthy:
 
 @dataclass
 class Lesion:
+    """The lesion at 1 mm inside its box: tissue masks, coordinates and the healthy tissue there."""
+
     box: tuple[slice, slice, slice]
     seed_vox: np.ndarray  #: in full 1 mm voxel coordinates
     necrosis: np.ndarray  #: bool masks inside box
@@ -112,6 +114,8 @@ def _radial(u: np.ndarray, rng, amplitude: float, terms: int = 6) -> np.ndarray:
 
 def make_lesion(h: Healthy, rng) -> Lesion:
     # seed: deep white matter, searched on a fixed 4 mm grid so every spacing gets the same lesion
+    """A star-shaped tumour in deep white matter: necrosis, an enhancing (sometimes broken) rim and
+    oedema grown along white matter."""
     wm4, brain4 = h.coarse_4mm()
     depth = ndimage.distance_transform_edt(brain4) * 4.0
     candidates = np.argwhere((wm4 > 0.7) & (depth >= 24))

@@ -16,6 +16,8 @@ R1_GD = 4.0
 
 @dataclass(frozen=True)
 class Tissue:
+    """Relaxation times, proton density and contrast uptake of one tissue."""
+
     t1: float  #: ms, before contrast
     t2: float  #: ms
     t2s: float  #: T2* in ms

@@ -30,6 +30,7 @@ def _soft(mask: np.ndarray) -> np.ndarray:
 
 
 def block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """Average ``f``³ blocks of voxels (exact partial volume from a finer grid)."""
     if f == 1:
         return a.astype(np.float32, copy=False)
     s = tuple(n // f for n in a.shape)

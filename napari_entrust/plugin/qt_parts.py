@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
 
 from napari.utils.notifications import show_error
@@ -19,7 +20,7 @@ def row(*widgets: QWidget) -> QHBoxLayout:
     return layout
 
 
-def guarded(action):
+def guarded(action: Callable) -> Callable:
     """An action whose problems become a notification and the status line, never a traceback.
 
     For methods of objects with a ``set_status(text)`` method (the widgets and their panels).

@@ -6,6 +6,7 @@ named by its modality when the file name says it, and a Labels layer when it is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from .layer_data import LayerTuple, case_layers, contrast_limits, geometry_kwarg
 _LABEL_WORDS = ("seg", "label", "labels", "mask")
 
 
-def get_reader(path: str | list[str]):
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerTuple]] | None:
     """Return a reader if ``path`` looks like something we can load, else None (napari tries others)."""
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
     if len(paths) == 1 and paths[0].is_dir():
@@ -38,6 +39,7 @@ def get_reader(path: str | list[str]):
 
 
 def read_case(path: str | list[str]) -> list[LayerTuple]:
+    """A whole case (folder or MSD file) as one layer per modality, plus its labels."""
     path = path[0] if isinstance(path, list) else path
     return case_layers(load_case(Path(path)))
 
@@ -97,5 +99,6 @@ def read_volume(path: Path) -> LayerTuple:
 
 
 def read_volumes(path: str | list[str]) -> list[LayerTuple]:
+    """Single NIfTI files, one layer each."""
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
     return [read_volume(p) for p in paths]

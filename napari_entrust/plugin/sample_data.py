@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from ..phantom.phantom import make_phantom
-from .layer_data import case_layers, geometry_kwargs
+from .layer_data import LayerTuple, case_layers, geometry_kwargs
 
 
-def _phantom_layers(spacing: int, seed: int = 0):
+def _phantom_layers(spacing: int, seed: int = 0) -> list[LayerTuple]:
     ph = make_phantom(seed=seed, spacing=spacing)
     layers = case_layers(ph.to_case(), extra_metadata={"entrust_phantom_seed": seed})
     place = geometry_kwargs(ph.affine)
@@ -26,11 +26,11 @@ def _phantom_layers(spacing: int, seed: int = 0):
     return layers
 
 
-def phantom_2mm():
+def phantom_2mm() -> list[LayerTuple]:
     """Brain tumour phantom (2 mm)."""
     return _phantom_layers(2)
 
 
-def phantom_1mm():
+def phantom_1mm() -> list[LayerTuple]:
     """Brain tumour phantom (1 mm)."""
     return _phantom_layers(1)

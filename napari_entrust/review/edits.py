@@ -31,16 +31,18 @@ class Edit:
 
 
 def bbox_of(indices: tuple[np.ndarray, ...]) -> list[list[int]]:
+    """The bounding box ``[[start, stop], ...]`` of voxel indices (empty without voxels)."""
     return [[int(ix.min()), int(ix.max()) + 1] for ix in indices] if indices and indices[0].size else []
 
 
-def adopt_values(region: UncertainRegion, samples: np.ndarray, k: int):
+def adopt_values(region: UncertainRegion, samples: np.ndarray, k: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """``(indices, values)`` that replace the region by hypothesis ``k`` (0-based) — only inside it."""
     idx = region.indices()
     return idx, samples[k][idx]
 
 
-def erase_values(region: UncertainRegion):
+def erase_values(region: UncertainRegion) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """``(indices, values)`` that clear the region (label 0)."""
     idx = region.indices()
     return idx, np.zeros(idx[0].size, np.uint8)
 

@@ -21,6 +21,7 @@ from ..io.files import atomic_write
 
 
 def recovery_dir() -> Path:
+    """Where autosaves go: ``ENTRUST_RECOVERY_DIR`` or the user cache folder, never beside the data."""
     env = os.environ.get("ENTRUST_RECOVERY_DIR")
     if env:
         return Path(env)
@@ -51,6 +52,7 @@ class Recovery:
 
 
 def recovery_path(key: str) -> Path:
+    """The recovery file of a case key."""
     return recovery_dir() / f"{key}.npz"
 
 
@@ -75,11 +77,13 @@ def autosave(
 
 
 def find_recovery(key: str) -> Path | None:
+    """The recovery file of a case, if there is one."""
     path = recovery_path(key)
     return path if path.is_file() else None
 
 
 def load_recovery(path: str | os.PathLike) -> Recovery:
+    """Read a recovery file; a damaged one is an :class:`InputError` naming it."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -135,6 +135,7 @@ def case_row(summary: dict, source: Path, output: Path, seconds: float, dice_sco
 
 
 def error_row(source: Path, output: Path, message: str) -> dict:
+    """A case that could not be processed, as a worklist row."""
     return _row(source, output) | {"status": "error", "error": message}
 
 

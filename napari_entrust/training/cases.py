@@ -28,6 +28,8 @@ TRAIN_SEED0, CALIBRATION_SEED0, HELD_OUT_SEED0 = 1000, 5000, 9000
 
 @dataclass
 class TrainingCase:
+    """One training case on the model grid: normalised images and every rater's labels."""
+
     name: str
     images: np.ndarray  #: (M, X, Y, Z) float32, normalised, on the model grid
     raters: np.ndarray  #: (R, X, Y, Z) uint8, internal labels

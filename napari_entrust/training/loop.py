@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainConfig:
+    """How long and how a model is trained; recorded in the checkpoint."""
+
     iterations: int = 3000
     batch_size: int = 16
     crop: int = 64
