@@ -169,7 +169,8 @@ class BaselinePrediction:
     summary: dict = field(default_factory=dict)
 
     def maps(self) -> dict[str, np.ndarray]:
-        """The output arrays by file stem, as :func:`.prediction_folder.write_arrays` takes them."""
+        """The output arrays by file stem, as
+        :func:`napari_entrust.outputs.prediction_folder.write_arrays` takes them."""
         return {
             "mask": self.mask,
             "prob": self.prob,

@@ -26,7 +26,7 @@ class Case:
     """One multimodal case in memory.
 
     ``images`` hold raw intensities (float32) in RAS+ canonical voxel order on the reference grid;
-    the model's normalised inputs come from :func:`napari_entrust.normalize.normalize_case`.
+    the model's normalised inputs come from :func:`napari_entrust.inference.normalize.normalize_case`.
     ``labels`` use the internal BraTS 2021 convention (0/1/2/4).
     """
 

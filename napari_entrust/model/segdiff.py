@@ -223,7 +223,8 @@ def sample(
     harmonisation with inpainting: every step but the last is repeated U times, re-noising the
     result back to the step's noise level in between, so the free voxels can take up what the fixed
     ones imply (Lugmayr et al., 2022).
-    ``should_stop()`` is checked before every step; if it returns True, :class:`Cancelled` is raised.
+    ``should_stop()`` is checked before every step; if it returns True,
+    :class:`~napari_entrust.errors.Cancelled` is raised.
     """
     k, steps = noise.shape[2], noise.shape[1] - 1
     noise = noise.to(cond.device)

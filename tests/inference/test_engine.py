@@ -7,6 +7,7 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 
 from napari_entrust.errors import Cancelled, EntrustError
 from napari_entrust.inference import engine
@@ -77,3 +78,21 @@ def test_a_1mm_volume_is_resampled_to_the_model_grid_and_back_in_chunks(phantom1
     assert pred.summary["model_grid"]["shape"] == [98, 116, 94]
     wt_true, wt_pred = phantom1.labels > 0, pred.mask > 0
     assert 2 * (wt_true & wt_pred).sum() / (wt_true.sum() + wt_pred.sum()) > 0.75
+
+
+@pytest.mark.parametrize("stop_at", [2, 5])
+def test_cancel_leaves_no_inference_mode_behind(tiny, phantom2, fixed_roi, stop_at):
+    """Cancelled while encoding (2) or sampling (5): the thread is back to normal autograd at once, so a
+    Grad-CAM explanation later on the same worker thread can still take gradients."""
+    calls = []
+    with pytest.raises(Cancelled) as stopped:
+        run_to_end(
+            engine.run_prediction(
+                phantom2.to_case(),
+                tiny,
+                SamplingConfig(samples=2, steps=3),
+                should_stop=lambda: calls.append(1) or len(calls) >= stop_at,
+            )
+        )
+    assert stopped.value is not None  # the traceback (and any suspended generator) is still alive here
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()

@@ -73,9 +73,12 @@ class ExplainPanel(QWidget):
             maps[output.key] = np.stack([to_case(v) for v in data]) if output.stack else to_case(data)
         maps["prob"] = region_votes(maps["samples"]) / len(maps["samples"])
         per_modality = {key: s.maps_by_modality(key) for key in ("specific", "weights")}
+        modalities = list(per_modality["weights"])
+        if not modalities or set(per_modality["specific"]) != set(modalities):
+            raise ValueError("the specific F_u and weights layers of the last run are incomplete: run EnTrust again")
         for key, values in per_modality.items():
             maps.update({f"{key}_{m}": to_case(v) for m, v in values.items()})
-        return from_maps(maps, list(per_modality["weights"]), summary=s.mask().metadata.get("entrust_summary", {}))
+        return from_maps(maps, modalities, summary=s.mask().metadata.get("entrust_summary", {}))
 
     @guarded
     def explain_selected(self, *_args) -> None:

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...io.modalities import DISPLAY_NAMES
+from ...outputs.catalog import BY_KEY
 from ...review.regions import DEFAULT_THRESHOLD, UncertainRegion, find_uncertain_regions
 from ..layer_updates import set_layer
 from ..qt_parts import guarded
@@ -63,9 +64,10 @@ class RegionsPanel(QWidget):
         """Threshold the TrustMap, rank the connected regions, fill the table."""
         s = self.session
         mask = s.mask()
+        for key in ("trustmap", "conflict"):
+            if s.output_layer(key) is None:
+                raise ValueError(f"the {BY_KEY[key].layer_name()} layer is missing: run EnTrust again")
         trust, conflict = s.output_layer("trustmap"), s.output_layer("conflict")
-        if trust is None or conflict is None:
-            raise ValueError("the TrustMap layer is missing: run EnTrust again")
         s.regions = find_uncertain_regions(
             np.asarray(trust.data),
             voxel_ml=_voxel_ml(mask),
@@ -100,8 +102,8 @@ class RegionsPanel(QWidget):
 
     def _selection_changed(self) -> None:
         rows = self.table.selectionModel().selectedRows()
-        if rows:
-            self.session.selected = self.session.regions[rows[0].row()]
+        self.session.selected = self.session.regions[rows[0].row()] if rows else None
+        if self.session.selected is not None:
             self.go_to(self.session.selected)
 
     @guarded
