@@ -73,8 +73,9 @@ class EntrustWidget(QWidget):
         self._status, self._summary = QLabel(""), QLabel("")
         self._validity_banner = QLabel("")  # shown when the input is unlike training data
         self._validity_banner.setStyleSheet(BANNER_STYLE)
-        for label in (self._status, self._validity_banner, self._summary):
-            label.setWordWrap(True)
+        # only the banner wraps: a wrapping label re-lays the dock out whenever its line count changes
+        # (up to 80 ms under Xvfb), and the status changes with every progress message
+        self._validity_banner.setWordWrap(True)
         self._validity_banner.setVisible(False)
         self._runner = PredictionRunner(on_state=self._set_running, on_status=self.set_status)
         self.worklist = WorklistPanel(viewer, self.show_result)
