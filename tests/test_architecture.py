@@ -15,6 +15,7 @@ LAYERS = (
     "progress",
     "io",
     "phantom",
+    "heldout",
     "model",
     "inference",
     "outputs",

@@ -1,7 +1,9 @@
 """``entrust sample OUT_DIR``: generate a phantom four-modality case with ground truth.
 
 Generate a realistic phantom brain-tumour case (T1, T1ce, T2, FLAIR) from real MNI anatomy, with
-its label map, conflict mask, visibility mask and raters.
+its label map, conflict mask, visibility mask and raters. With --generator heldout, a case of the
+independent generator no model trains on instead (fsaverage anatomy, 3 T sequences; BraTS 2023
+files on a 240 x 240 x 155, 1 mm, LPS grid).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import EntrustError
+from ..heldout.case import generate_heldout_case, save_heldout_case
 from ..phantom.phantom import generate_phantom
 from ..phantom.writing import FORMATS, write_phantom
 from ..progress import run_to_end
@@ -31,12 +35,20 @@ def add_parser(sub) -> None:
         default="auto",
         help="shift T2 or FLAIR by 1-2 mm (default: the seed decides)",
     )
+    p.add_argument(
+        "--generator",
+        choices=("phantom", "heldout"),
+        default="phantom",
+        help="the training phantom (default) or the independent held-out generator",
+    )
     add_overwrite_argument(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    if args.generator == "heldout":
+        return _heldout(args)
     misreg = {"auto": None, "yes": True, "no": False}[args.misregistration]
     bar = progress_bar("generating")
     try:
@@ -49,4 +61,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:12s} {path}")
     for e in ph.events:
         print(f"  conflict: {e.kind:15s} {e.volume_ml:6.2f} mL  raters including it: {e.included_by}")
+    return 0
+
+
+def _heldout(args: argparse.Namespace) -> int:
+    """A case of the independent generator (1 mm, BraTS 2023, LPS: the phantom's layout options do not apply)."""
+    if (args.spacing, args.format, args.misregistration) != (2, "brats2021", "auto"):
+        raise EntrustError(
+            "--generator heldout makes 1 mm BraTS 2023 cases: --spacing, --format and "
+            "--misregistration are for the phantom"
+        )
+    bar = progress_bar("generating")
+    try:
+        case = run_to_end(generate_heldout_case(args.seed, args.raters), bar)
+    finally:
+        bar.close()
+    paths = save_heldout_case(case, args.out_dir, overwrite=args.overwrite)
+    print(f"wrote held-out case {case.name} (1 mm, brats2023, LPS; {case.family} tumour) to {args.out_dir}")
+    for key, path in paths.items():
+        print(f"  {key:22s} {path}")
+    for event, who in zip(case.events, case.included_by):
+        print(
+            f"  conflict: {event.kind:15s} {event.modality:6s} {event.mask.sum() / 1000:6.3f} mL  "
+            f"raters including it: {who}"
+        )
     return 0

@@ -246,18 +246,25 @@ def lesion_neighbourhood(lesion: np.ndarray, spacing, mm: float = NEIGHBOURHOOD_
 
 
 def conflict_localisation(
-    uncertainty: np.ndarray, conflict: np.ndarray, lesion: np.ndarray, spacing, samples_wt: np.ndarray | None = None
+    uncertainty: np.ndarray,
+    conflict: np.ndarray,
+    lesion: np.ndarray,
+    spacing,
+    samples_wt: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
 ) -> dict[str, float]:
     """AUROC of the uncertainty for conflict voxels vs the other voxels within 5 mm of the lesion.
 
     With the hypotheses' WT masks ``samples_wt`` (K, ...), also their mean pairwise disagreement
     inside conflict regions, in the rest of that neighbourhood, and the ratio of the two.
+    ``exclude``: voxels on neither side (the other kinds of conflict, when one kind is scored).
     """
     from sklearn.metrics import roc_auc_score
 
     conflict = conflict.astype(bool)
-    near = lesion_neighbourhood(lesion | conflict, spacing)
-    negatives = near & ~conflict
+    others = np.zeros_like(conflict) if exclude is None else exclude.astype(bool) & ~conflict
+    near = lesion_neighbourhood(lesion | conflict | others, spacing)
+    negatives = near & ~conflict & ~others
     out = {"conflict_auroc": float("nan")}
     if conflict.any() and negatives.any():
         y = np.r_[np.ones(conflict.sum()), np.zeros(negatives.sum())]

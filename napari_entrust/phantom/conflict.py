@@ -14,6 +14,7 @@ from scipy import ndimage
 
 from ..io.labels import ED, ET
 from .mri_signal import LESION
+from .raters import rate as rate_events
 from .render import labels_from_fractions
 
 
@@ -86,19 +87,10 @@ def misregister(clean, full, frac, labels, brain, affine, spacing, rng, taken) -
 
 
 def rate(labels, events: list[Footprint], n_raters: int, rng) -> np.ndarray:
-    """Raters give the consensus labels, and each includes or excludes each event at random.
-
-    With two or more raters every event is included by some and excluded by others, so each
-    conflict region stays genuinely ambiguous in the ground truth.
-    """
-    raters = np.repeat(labels[None], n_raters, axis=0)
-    for fp in events:
-        include = rng.random(n_raters) < 0.5
-        if n_raters >= 2 and (include.all() or not include.any()):
-            include[int(rng.integers(n_raters))] ^= True
-        fp.event.included_by = [int(r) for r in np.flatnonzero(include)]
-        for r in fp.event.included_by:
-            raters[r][fp.mask] = fp.labels[fp.mask]
+    """Raters (:func:`.raters.rate`) for the phantom's events; each event learns who included it."""
+    raters, included = rate_events(labels, [(fp.mask, fp.labels) for fp in events], n_raters, rng)
+    for fp, who in zip(events, included):
+        fp.event.included_by = who
     return raters
 
 

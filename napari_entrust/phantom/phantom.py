@@ -15,7 +15,7 @@ Geometry is built at 1 mm and block-averaged to the output spacing, which is exa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -45,6 +45,7 @@ class Phantom:
     events: list[ConflictEvent]
     fractions: dict[str, np.ndarray]  #: tissue fractions (csf, gm, wm, necrosis, enhancing, oedema, events)
     brain: np.ndarray  #: bool
+    event_masks: dict[str, np.ndarray] = field(default_factory=dict)  #: kind -> bool mask, per kind of event
 
     @property
     def voxel_volume_ml(self) -> float:
@@ -115,4 +116,5 @@ def generate_phantom(
         [e.event for e in events],
         frac,
         brain,
+        {e.event.kind: e.mask for e in events},
     )

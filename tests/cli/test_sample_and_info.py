@@ -103,3 +103,15 @@ def test_console_script_is_installed(tmp_path):
     assert (tmp_path / "c" / "phantom-00001-t2f.nii.gz").exists()
     result = subprocess.run([*cmd, "info", str(tmp_path / "c")], capture_output=True, text=True)
     assert result.returncode == 0 and "brats2023" in result.stdout
+
+
+def test_sample_writes_a_case_of_the_independent_generator(tmp_path, capsys):
+    out = tmp_path / "heldout"
+    assert main(["sample", str(out), "--generator", "heldout", "--seed", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out case BraTS-GLI-00002-000" in printed and "conflict: t1ce_focus" in printed
+    img = nib.load(out / "BraTS-GLI-00002-000-t2f.nii.gz")
+    assert img.shape == (240, 240, 155) and nib.aff2axcodes(img.affine) == ("L", "P", "S")
+    assert main(["info", str(out)]) == 0 and "(layout brats2023)" in capsys.readouterr().out
+    assert main(["sample", str(tmp_path / "x"), "--generator", "heldout", "--format", "msd"]) == 2
+    assert "for the phantom" in capsys.readouterr().err

@@ -108,6 +108,12 @@ def test_conflict_localisation():
     assert out["disagreement_rest"] == 0.0 and out["disagreement_ratio"] == math.inf
     near = metrics.lesion_neighbourhood(lesion | conflict, (1.0, 1.0, 1.0))
     assert near[12].all() and not near[13].any()  # lesion ends at x = 7: within 5 mm, not beyond
+    # one kind scored at a time: the other kind's voxels are neither positives nor negatives
+    other = np.zeros_like(lesion)
+    other[9:11] = True
+    u[9:11] = 0.95  # more uncertain than this kind: as negatives they would pull its AUROC down
+    assert metrics.conflict_localisation(u, conflict, lesion, (1.0, 1.0, 1.0))["conflict_auroc"] < 1.0
+    assert metrics.conflict_localisation(u, conflict, lesion, (1.0, 1.0, 1.0), exclude=other)["conflict_auroc"] == 1.0
 
 
 def test_uncertainty_error_bins():
