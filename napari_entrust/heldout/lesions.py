@@ -83,6 +83,8 @@ def make_tumour(rng: np.random.Generator, wm: np.ndarray, brain: np.ndarray) -> 
     """A tumour of a random family centred in deep white matter (fractions and mask on a 1 mm grid)."""
     depth = ndimage.distance_transform_edt(ndimage.binary_erosion(brain, iterations=2)[::3, ::3, ::3]) * 3
     candidates = np.argwhere((wm[::3, ::3, ::3] > 0.8) & (depth >= 22)) * 3
+    if len(candidates) == 0:  # a small or strongly warped brain: the deepest white matter there is
+        candidates = np.argwhere((wm[::3, ::3, ::3] > 0.5) & (depth >= 0.8 * depth.max())) * 3
     centre_full = candidates[int(rng.integers(len(candidates)))] + rng.integers(0, 3, 3)
     box = tuple(slice(max(int(c) - BOX_MM, 0), min(int(c) + BOX_MM, n)) for c, n in zip(centre_full, wm.shape))
     rel_grid = np.indices(tuple(b.stop - b.start for b in box), dtype=np.float32)
