@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_entrust.evaluation import metrics
+from napari_entrust.evaluation.evaluate import regions_per_sample
 from napari_entrust.heldout.case import make_heldout_case, save_heldout_case
 from napari_entrust.heldout.events import KINDS
 from napari_entrust.inference.engine import predict_case
@@ -77,9 +78,7 @@ def score(pred, truth: dict, spacing) -> dict:
         row[f"conflict_layer_auroc_{kind}"] = layer["conflict_auroc"]
     roi = metrics.lesion_neighbourhood(gt[0] | pr[0], spacing)
     row["ece_roi"] = metrics.ece(pred.prob, gt, roi)
-    row["ged"] = metrics.ged(
-        np.stack([to_regions(s) for s in pred.samples]), np.stack([to_regions(r) for r in truth["raters"]])
-    )
+    row["ged"] = metrics.ged(regions_per_sample(pred.samples), regions_per_sample(truth["raters"]))
     row["validity"] = pred.validity.score
     row["flagged"] = float(pred.validity.flagged)
     return row

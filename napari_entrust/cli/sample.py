@@ -82,7 +82,7 @@ def _heldout(args: argparse.Namespace) -> int:
         print(f"  {key:22s} {path}")
     for event, who in zip(case.events, case.included_by):
         print(
-            f"  conflict: {event.kind:15s} {event.modality:6s} {event.mask.sum() / 1000:6.3f} mL  "
+            f"  conflict: {event.kind:15s} {event.modality:6s} {event.mask.sum() * case.grid.voxel_volume_ml:6.3f} mL  "
             f"raters including it: {who}"
         )
     return 0

@@ -27,7 +27,7 @@ from .ground_truth import Truth, load_truth
 from .plots import plot_files, write_plots
 
 
-def _regions_per_sample(labels: np.ndarray) -> np.ndarray:
+def regions_per_sample(labels: np.ndarray) -> np.ndarray:
     """(N, ...) label maps -> (N, 3, ...) bool."""
     return np.stack([to_regions(s) for s in labels])
 
@@ -77,10 +77,10 @@ def evaluate_case(pred: PredictionFiles, truth: Truth) -> dict:
     )
     if region_uncertainty is not None:
         row.update(metrics.qu_brats(region_uncertainty, pr, gt, brain))
-    sample_regions = _regions_per_sample(pred.samples) if pred.samples is not None else None
+    sample_regions = regions_per_sample(pred.samples) if pred.samples is not None else None
     if truth.raters is not None:
         s = sample_regions if sample_regions is not None else pr[None]
-        r = _regions_per_sample(truth.raters)
+        r = regions_per_sample(truth.raters)
         row["ged"] = metrics.ged(s, r)
         row["hm_iou"] = metrics.hungarian_iou(s, r)
     if truth.conflict is not None and pred.trustmap is not None:

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import (
 )
 
 from ...io.modalities import DISPLAY_NAMES
+from ...io.nifti import ReferenceGrid
 from ...outputs.catalog import BY_KEY
 from ...review.regions import DEFAULT_THRESHOLD, UncertainRegion, find_uncertain_regions
 from ..layer_updates import set_layer
@@ -26,9 +27,10 @@ HIGHLIGHT = "review region"
 
 
 def _voxel_ml(mask) -> float:
+    """The mask's voxel volume: from its source grid, else from its napari scale."""
     grid = mask.metadata.get("entrust_grid")
     if grid:
-        return float(abs(np.linalg.det(np.asarray(grid["affine"])[:3, :3])) / 1000)
+        return ReferenceGrid.from_dict(grid).voxel_volume_ml
     return float(np.prod(np.abs(mask.scale[-3:]))) / 1000
 
 
