@@ -42,19 +42,55 @@ def set_layer(viewer: napari.Viewer, data: np.ndarray, kwargs: dict, kind: str):
 
 
 def show_layers(viewer: napari.Viewer, tuples: list, done: Callable[[], None] | None = None) -> None:
-    """Add or update (by name) the result layers, one per event-loop turn (GUI thread)."""
-    apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done)
+    """Add or update (by name) the result layers, one per event-loop turn (GUI thread).
+
+    The layer list is repainted once at the end, not after each layer: with twenty layers its
+    repaint (a thumbnail per row) is 30-80 ms, every turn, and would block the viewer that long.
+    """
+    layer_list = _layer_list_view(viewer)
+    paused = layer_list is not None and layer_list.updatesEnabled()
+    if paused:
+        layer_list.setUpdatesEnabled(False)
+
+    def resume() -> None:
+        if paused:
+            layer_list.setUpdatesEnabled(True)
+
+    apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done, always=resume)
 
 
-def apply_gradually(steps: list[Callable[[], None]], done: Callable[[], None] | None = None) -> None:
-    """Run GUI updates one per event-loop turn, so adding many layers never freezes the viewer."""
+def _layer_list_view(viewer: napari.Viewer):
+    """napari's layer-list widget, or None where this napari has no such widget (no public API)."""
+    qt_viewer = getattr(viewer.window, "_qt_viewer", None)
+    view = getattr(qt_viewer, "layers", None)
+    return view if hasattr(view, "setUpdatesEnabled") else None
+
+
+def apply_gradually(
+    steps: list[Callable[[], None]],
+    done: Callable[[], None] | None = None,
+    always: Callable[[], None] | None = None,
+) -> None:
+    """Run GUI updates one per event-loop turn, so adding many layers never freezes the viewer.
+
+    ``done`` follows the last step; ``always`` follows it too, or the step that failed (whose error
+    then goes on to napari's handler), so a clean-up is never skipped.
+    """
     remaining = list(steps)
 
     def next_step() -> None:
-        if remaining:
-            remaining.pop(0)()
-            QTimer.singleShot(0, next_step)
-        elif done is not None:
+        try:
+            if remaining:
+                remaining.pop(0)()
+                QTimer.singleShot(0, next_step)
+                return
+        except BaseException:
+            if always is not None:
+                always()
+            raise
+        if always is not None:
+            always()
+        if done is not None:
             done()
 
     QTimer.singleShot(0, next_step)
