@@ -1,7 +1,9 @@
 """``entrust sample OUT_DIR``: generate a phantom four-modality case with ground truth.
 
 Generate a realistic phantom brain-tumour case (T1, T1ce, T2, FLAIR) from real MNI anatomy, with
-its label map, conflict mask, visibility mask and raters. With --generator heldout, a case of the
+its label map, conflict mask, visibility mask and raters. With --domain randomised, one of the
+training cases' random scanners, protocols and lesion families instead of the standard protocol.
+With --generator heldout, a case of the
 independent generator no model trains on instead (fsaverage anatomy, 3 T sequences; BraTS 2023
 files on a 240 x 240 x 155, 1 mm, LPS grid).
 """
@@ -13,6 +15,7 @@ from pathlib import Path
 
 from ..errors import EntrustError
 from ..heldout.case import generate_heldout_case, save_heldout_case
+from ..phantom.domain import DOMAINS
 from ..phantom.phantom import generate_phantom
 from ..phantom.writing import FORMATS, write_phantom
 from ..progress import run_to_end
@@ -36,6 +39,12 @@ def add_parser(sub) -> None:
         help="shift T2 or FLAIR by 1-2 mm (default: the seed decides)",
     )
     p.add_argument(
+        "--domain",
+        choices=DOMAINS,
+        default="standard",
+        help="the phantom's standard protocol (default) or a randomised one, as the model trains on",
+    )
+    p.add_argument(
         "--generator",
         choices=("phantom", "heldout"),
         default="phantom",
@@ -52,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     misreg = {"auto": None, "yes": True, "no": False}[args.misregistration]
     bar = progress_bar("generating")
     try:
-        ph = run_to_end(generate_phantom(args.seed, args.spacing, args.raters, misreg), bar)
+        ph = run_to_end(generate_phantom(args.seed, args.spacing, args.raters, misreg, args.domain), bar)
         paths = run_to_end(write_phantom(ph, args.out_dir, args.format, overwrite=args.overwrite), bar)
     finally:
         bar.close()
@@ -66,10 +75,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _heldout(args: argparse.Namespace) -> int:
     """A case of the independent generator (1 mm, BraTS 2023, LPS: the phantom's layout options do not apply)."""
-    if (args.spacing, args.format, args.misregistration) != (2, "brats2021", "auto"):
+    if (args.spacing, args.format, args.misregistration, args.domain) != (2, "brats2021", "auto", "standard"):
         raise EntrustError(
-            "--generator heldout makes 1 mm BraTS 2023 cases: --spacing, --format and "
-            "--misregistration are for the phantom"
+            "--generator heldout makes 1 mm BraTS 2023 cases: --spacing, --format, --misregistration"
+            " and --domain are for the phantom"
         )
     bar = progress_bar("generating")
     try:

@@ -20,6 +20,7 @@ from ..inference.distributed import finish
 from ..io.files import check_writable
 from ..model.checkpoint import load_checkpoint, record_sha256, save_checkpoint
 from ..model.config import ModelConfig
+from ..phantom.domain import DOMAINS
 from ..progress import run_to_end
 from ..training.cases import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, generate_phantom_cases
 from ..training.loop import TrainConfig
@@ -59,6 +60,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--cache", type=Path, help="folder to cache generated phantoms in")
+    p.add_argument(
+        "--domain",
+        choices=DOMAINS,
+        default="standard",
+        help="phantoms of the sample's one protocol (standard), or a new scanner, protocol and lesion"
+        " family per case (randomised: generalises beyond the phantom)",
+    )
     p.add_argument("--threads", type=int_at_least(1), help="CPU threads per process (default: torch's choice)")
     add_overwrite_argument(p)
     p.set_defaults(run=run)
@@ -107,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         train_cases = run_to_end(
             generate_phantom_cases(
-                range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms), model_spacing=cfg.spacing_mm, cache_dir=args.cache
+                range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms),
+                model_spacing=cfg.spacing_mm,
+                cache_dir=args.cache,
+                domain=args.domain,
             ),
             bar,
         ) + folder_cases(args.cases, cfg.spacing_mm)
@@ -116,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
                 model_spacing=cfg.spacing_mm,
                 cache_dir=args.cache,
+                domain=args.domain,
             ),
             bar,
         ) + folder_cases(args.calibration_cases, cfg.spacing_mm)
@@ -139,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),
             "init": str(args.init) if args.init else None,
             "threads": torch.get_num_threads(),
+            "phantom_domain": args.domain,
         }
     )
     if args.calibrate_only:  # the backbone's own record (its command, data and time) stays with it

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..io.labels import ED, ET
+from .domain import STANDARD, Shapes
 from .mri_signal import LESION
 from .raters import rate as rate_events
 from .render import labels_from_fractions
@@ -64,11 +65,14 @@ def conflict_events(frac, labels, brain, affine) -> list[Footprint]:
     return out
 
 
-def misregister(clean, full, frac, labels, brain, affine, spacing, rng, taken) -> Footprint | None:
-    """Shift T2 or FLAIR by 1–2 mm; the band where its lesion border differs becomes a conflict."""
-    modality = ("t2", "flair")[int(rng.integers(2))]
+def misregister(
+    clean, full, frac, labels, brain, affine, spacing, rng, taken, shapes: Shapes = STANDARD.shapes
+) -> Footprint | None:
+    """Shift one modality (T2 or FLAIR: 1–2 mm by default); the band where its lesion border
+    differs becomes a conflict."""
+    modality = shapes.misregistered[int(rng.integers(len(shapes.misregistered)))]
     shift = np.zeros(3)
-    shift[int(rng.integers(3))] = rng.choice([-1.0, 1.0]) * rng.uniform(1.0, 2.0) / spacing
+    shift[int(rng.integers(3))] = rng.choice([-1.0, 1.0]) * rng.uniform(*shapes.misregistration_mm) / spacing
     for images in (clean, full):
         images[modality] = ndimage.shift(images[modality], shift, order=1, mode="nearest")
     shifted_labels = labels_from_fractions({k: ndimage.shift(frac[k], shift, order=1, mode="constant") for k in LESION})

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import ndimage
 
 from .anatomy import load_mni_anatomy
+from .domain import STANDARD, Shapes
 from .render import block_mean
 
 
@@ -57,11 +58,11 @@ def _pooled_anatomy(f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(block_mean(m, f) for m in (anat.gm, anat.wm, anat.csf))
 
 
-def warp_healthy(anat, rng, spacing: int) -> Healthy:
-    """Small random rotation/scale/shift of the anatomy so no two cases share one brain."""
+def warp_healthy(anat, rng, spacing: int, shapes: Shapes = STANDARD.shapes) -> Healthy:
+    """Random rotation/scale/shift of the anatomy so no two cases share one brain."""
     f = spacing
     out = tuple(s // f for s in anat.gm.shape)  # whole output voxels only
-    angles = np.deg2rad(rng.uniform(-5, 5, 3))
+    angles = np.deg2rad(rng.uniform(-shapes.rotation_deg, shapes.rotation_deg, 3))
     rot = np.eye(3)
     for axis, a in enumerate(angles):
         c, s = np.cos(a), np.sin(a)
@@ -69,9 +70,11 @@ def warp_healthy(anat, rng, spacing: int) -> Healthy:
         i, j = [k for k in range(3) if k != axis]
         r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
         rot = rot @ r
-    forward = rot @ np.diag(rng.uniform(0.95, 1.05, 3))
+    forward = rot @ np.diag(rng.uniform(*shapes.scale, 3))
+    if shapes.head_scale != (1.0, 1.0):
+        forward = forward * rng.uniform(*shapes.head_scale)
     centre = np.array(ndimage.center_of_mass(anat.brain))
-    shift = rng.uniform(-3, 3, 3)
+    shift = rng.uniform(-shapes.shift, shapes.shift, 3)
     inverse = np.linalg.inv(forward)
     offset = centre - inverse @ (centre + shift)
     # the same warp expressed on the pooled grid: 1 mm coordinate x = f·o + (f−1)/2
@@ -112,13 +115,13 @@ def _radial(u: np.ndarray, rng, amplitude: float, terms: int = 6) -> np.ndarray:
     return 1.0 + amplitude * out / np.sqrt(terms)
 
 
-def make_lesion(h: Healthy, rng) -> Lesion:
-    # seed: deep white matter, searched on a fixed 4 mm grid so every spacing gets the same lesion
-    """A star-shaped tumour in deep white matter: necrosis, an enhancing (sometimes broken) rim and
-    oedema grown along white matter."""
+def make_lesion(h: Healthy, rng, shapes: Shapes = STANDARD.shapes) -> Lesion:
+    """A star-shaped tumour (with satellites: an irregular union) in white matter: necrosis, an
+    enhancing (sometimes broken, sometimes absent) rim and oedema grown along white matter."""
+    # seed: searched on a fixed 4 mm grid so every spacing gets the same lesion
     wm4, brain4 = h.coarse_4mm()
     depth = ndimage.distance_transform_edt(brain4) * 4.0
-    candidates = np.argwhere((wm4 > 0.7) & (depth >= 24))
+    candidates = np.argwhere((wm4 > shapes.seed_wm) & (depth >= shapes.seed_depth))
     if len(candidates) == 0:
         candidates = np.argwhere(depth >= depth.max() * 0.8)
     seed = candidates[int(rng.integers(len(candidates)))] * 4.0 + 1.5 + rng.uniform(-1.5, 1.5, 3)
@@ -134,10 +137,16 @@ def make_lesion(h: Healthy, rng) -> Lesion:
     u = rel / np.maximum(dist, 1e-3)
     brain = brain1 & (csf1 < 0.6)
 
-    radius = rng.uniform(9.0, 16.0) * _radial(u, rng, 0.25)
-    rim = rng.uniform(2.5, 4.5) * _radial(u, rng, 0.15)
+    radius = rng.uniform(*shapes.radius) * _radial(u, rng, shapes.roughness)
+    rim = rng.uniform(*shapes.rim) * _radial(u, rng, 0.15)
     core = (dist < radius) & brain
     necrosis = core & (dist < radius - rim)
+    for _ in range(shapes.satellites):
+        blob_core, blob_necrosis = _satellite(rel, radius.mean(), rim.mean(), shapes.roughness, rng)
+        core |= blob_core & brain
+        necrosis |= blob_necrosis & brain
+    if shapes.non_enhancing:
+        necrosis = core.copy()
     enhancing = core & ~necrosis
     if rng.random() < 0.5:  # broken rim: a sector that does not enhance (non-enhancing core, label 1)
         gap_dir = rng.normal(size=3)
@@ -151,13 +160,24 @@ def make_lesion(h: Healthy, rng) -> Lesion:
     noise /= noise.std() + 1e-6
     near_core = ndimage.distance_transform_edt(~core) <= 2.0
     allowed = brain & ((wm1 > 0.35 + 0.12 * noise) | near_core)
-    steps = int(round(rng.uniform(6.0, 18.0)))
+    steps = int(round(rng.uniform(*shapes.oedema_steps)))
     grown = ndimage.binary_dilation(core, iterations=steps, mask=allowed)
     oedema = grown & ~core
     return Lesion(box, seed, necrosis, enhancing, oedema, coords, (gm1, wm1, csf1, brain1))
 
 
-def place_events(h: Healthy, les: Lesion, rng) -> dict[str, np.ndarray]:
+def _satellite(rel: np.ndarray, radius: float, rim: float, roughness: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A second tumour blob touching or near the first: its core and its necrotic inside."""
+    v = rng.normal(size=3)
+    v /= np.linalg.norm(v)
+    r = radius * rng.uniform(0.3, 0.7)
+    d = rel - (v * radius * rng.uniform(0.6, 1.3)).astype(np.float32)[:, None, None, None]
+    dist = np.sqrt((d**2).sum(axis=0))
+    r_map = r * _radial(d / np.maximum(dist, 1e-3), rng, roughness)
+    return dist < r_map, dist < r_map - rim
+
+
+def place_events(h: Healthy, les: Lesion, rng, shapes: Shapes = STANDARD.shapes) -> dict[str, np.ndarray]:
     """FLAIR-only hyperintensity touching the lesion, and a small T1ce-only focus near it (1 mm box masks)."""
     lesion = les.necrosis | les.enhancing | les.oedema
     _, _, csf1, brain1 = les.healthy_1mm
@@ -167,8 +187,8 @@ def place_events(h: Healthy, les: Lesion, rng) -> dict[str, np.ndarray]:
     events = {}
     # (radius mm, centre distance beyond the lesion border in radii, extra gap in mm)
     placements = (
-        ("flair_only", (4.0, 7.0), (0.7, 1.1), (0.0, 0.0)),
-        ("t1ce_focus", (3.0, 4.5), (1.0, 1.0), (1.5, 5.0)),
+        ("flair_only", shapes.flair_only_radius, (0.7, 1.1), (0.0, 0.0)),
+        ("t1ce_focus", shapes.t1ce_focus_radius, (1.0, 1.0), (1.5, 5.0)),
     )
     for kind, radius_range, radii_range, gap_mm in placements:
         for _ in range(60):

@@ -15,7 +15,8 @@ from scipy import ndimage
 from ..io import geometry
 from ..io.labels import ED, ET, NCR
 from ..io.modalities import MODALITIES
-from .mri_signal import HEALTHY, LESION, TISSUES, noise_sigma, signal
+from .domain import STANDARD, Domain
+from .mri_signal import HEALTHY, LESION
 
 if TYPE_CHECKING:
     from .lesion import Healthy, Lesion
@@ -81,30 +82,36 @@ def labels_from_fractions(frac: dict[str, np.ndarray]) -> np.ndarray:
     return np.where(stack.sum(axis=0) >= 0.5, labels, 0).astype(np.uint8)
 
 
-def render_contrasts(frac: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def render_contrasts(
+    frac: dict[str, np.ndarray], domain: Domain = STANDARD
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Noise-free images without (``clean``) and with (``full``) the lesion and conflict events."""
     clean, full = {}, {}
     for m in MODALITIES:
-        s = {t: signal(TISSUES[t], m) for t in TISSUES}
+        s = {t: domain.signal(t, m) for t in domain.tissues}
         clean[m] = sum(frac[f"healthy_{t}"] * s[t] for t in HEALTHY).astype(np.float32)
         img = sum(frac[t] * s[t] for t in (*HEALTHY, *LESION)).astype(np.float32)
         if m == "flair":  # tissue looks like oedema on FLAIR only
             img = (1 - frac["flair_only"]) * img + frac["flair_only"] * s["oedema"]
         if m == "t1ce":  # healthy tissue takes up contrast, seen on T1ce only
-            gd = sum(frac[t] * signal(TISSUES[t], m, extra_gd=0.5) for t in HEALTHY)
+            gd = sum(frac[t] * domain.signal(t, m, extra_gd=domain.focus_gd) for t in HEALTHY)
             img = img + frac["t1ce_focus"] * (gd - sum(frac[t] * s[t] for t in HEALTHY))
         full[m] = img.astype(np.float32)
     return clean, full
 
 
-def imaging_chain(clean, full, brain, rng) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """PSF, bias field and Rician noise; visibility = |lesion − lesion-free| > 2σ after the PSF."""
+def imaging_chain(
+    clean, full, brain, rng, domain: Domain = STANDARD, spacing: float = 1.0
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """PSF, thick slices, bias field, ghost and Rician noise; visibility = |lesion − lesion-free| > 2σ after the PSF."""
     grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in brain.shape], indexing="ij"))
     images, visible = {}, []
     for m in MODALITIES:
-        sigma = noise_sigma(m)
-        blurred = ndimage.gaussian_filter(full[m], 0.42)  # FWHM ≈ one voxel
-        visible.append(np.abs(blurred - ndimage.gaussian_filter(clean[m], 0.42)) > 2 * sigma)
+        acq = domain.imaging[m]
+        sigma = acq.noise * domain.brightest_healthy(m)
+        blurred = ndimage.gaussian_filter(full[m], acq.psf)
+        visible.append(np.abs(blurred - ndimage.gaussian_filter(clean[m], acq.psf)) > 2 * sigma)
+        blurred = thick_slices(blurred, acq.thick_axis, acq.thickness / spacing)
         coeffs = rng.normal(size=9)
         terms = [
             grid[0],
@@ -118,11 +125,36 @@ def imaging_chain(clean, full, brain, rng) -> tuple[dict[str, np.ndarray], np.nd
             grid[2] ** 2,
         ]
         field_ = sum(c * t for c, t in zip(coeffs, terms))
-        field_ = 1.0 + 0.1 * field_ / (np.abs(field_).max() + 1e-6)
+        field_ = 1.0 + acq.bias * field_ / (np.abs(field_).max() + 1e-6)
         biased = blurred * field_
+        if acq.ghost > 0:  # a half-FOV copy along the phase-encoding axis (motion, N/2 ghost)
+            biased = biased + acq.ghost * np.roll(biased, brain.shape[0] // 2, axis=0)
         real = biased + rng.normal(0, sigma, brain.shape).astype(np.float32)
         imag = rng.normal(0, sigma, brain.shape).astype(np.float32)
         noisy = np.sqrt(real**2 + imag**2) * brain
-        scale = 1000.0 / max(signal(TISSUES[t], m) for t in HEALTHY)
+        scale = 1000.0 / domain.brightest_healthy(m)
         images[m] = (noisy * scale).astype(np.float32)
     return images, np.stack(visible) & brain[None]
+
+
+def thick_slices(img: np.ndarray, axis: int, voxels: float) -> np.ndarray:
+    """An acquisition with slices ``voxels`` thick along ``axis``, interpolated back to the grid.
+
+    Slice profile = Gaussian of that FWHM, sampled once per slice, then linear interpolation: the
+    staircase and through-plane blur of a real 5 mm scan resampled to 1 mm.
+    """
+    if voxels <= 1.2:
+        return img
+    n = img.shape[axis]
+    smooth = ndimage.gaussian_filter1d(img, voxels / 2.355, axis=axis)
+    count = max(2, int(round((n - 1) / voxels)) + 1)
+    centres = np.linspace(0, n - 1, count)
+    coarse = np.take(smooth, np.round(centres).astype(int), axis=axis)
+    pos = np.arange(n) * (count - 1) / (n - 1)
+    lo = np.minimum(np.floor(pos).astype(int), count - 2)
+    w = (pos - lo).astype(np.float32)
+    shape = [1, 1, 1]
+    shape[axis] = n
+    w = w.reshape(shape)
+    out = np.take(coarse, lo, axis=axis) * (1 - w) + np.take(coarse, lo + 1, axis=axis) * w
+    return out.astype(np.float32)

@@ -67,6 +67,7 @@ def write_phantom(
         "seed": ph.seed,
         "spacing_mm": ph.spacing,
         "generator_version": GENERATOR_VERSION,
+        "domain": ph.domain,
         "format": fmt,
         "label_convention": convention,
         "visibility_order": list(MODALITIES),

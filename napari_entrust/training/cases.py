@@ -46,27 +46,39 @@ def _to_training_case(case, raters: np.ndarray, model_spacing: float) -> Trainin
 
 
 def phantom_cases(
-    seeds, spacing: int = 2, model_spacing: float = 2.0, cache_dir: str | Path | None = None
+    seeds,
+    spacing: int = 2,
+    model_spacing: float = 2.0,
+    cache_dir: str | Path | None = None,
+    domain: str = "standard",
 ) -> list[TrainingCase]:
     """:func:`generate_phantom_cases` without progress."""
-    return run_to_end(generate_phantom_cases(seeds, spacing, model_spacing, cache_dir))
+    return run_to_end(generate_phantom_cases(seeds, spacing, model_spacing, cache_dir, domain))
 
 
 def generate_phantom_cases(
-    seeds, spacing: int = 2, model_spacing: float = 2.0, cache_dir: str | Path | None = None
+    seeds,
+    spacing: int = 2,
+    model_spacing: float = 2.0,
+    cache_dir: str | Path | None = None,
+    domain: str = "standard",
 ) -> Steps[list[TrainingCase]]:
-    """Phantom training cases, generated once and cached as ``.npz`` when ``cache_dir`` is given."""
+    """Phantom training cases, generated once and cached as ``.npz`` when ``cache_dir`` is given.
+
+    ``domain``: ``standard`` (the sample's protocol) or ``randomised`` (:mod:`..phantom.domain`).
+    """
     seeds = list(seeds)
     out = []
+    tag = "" if domain == "standard" else f"-{domain}"
     for i, seed in enumerate(seeds):
         yield i / max(len(seeds), 1), f"phantom {seed}"
-        cached = Path(cache_dir) / f"phantom-v{GENERATOR_VERSION}-s{seed}-{spacing}mm.npz" if cache_dir else None
+        cached = Path(cache_dir) / f"phantom-v{GENERATOR_VERSION}{tag}-s{seed}-{spacing}mm.npz" if cache_dir else None
         if cached is not None and cached.exists():
             with np.load(cached) as z:
                 stats = {m: tuple(z[f"stats_{m}"]) for m in MODALITIES}
                 out.append(TrainingCase(str(z["name"]), z["images"], z["raters"], stats))
             continue
-        ph = make_phantom(seed=seed, spacing=spacing)
+        ph = make_phantom(seed=seed, spacing=spacing, domain=domain)
         case = _to_training_case(ph.to_case(), ph.raters, model_spacing)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)

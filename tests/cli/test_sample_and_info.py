@@ -115,3 +115,18 @@ def test_sample_writes_a_case_of_the_independent_generator(tmp_path, capsys):
     assert main(["info", str(out)]) == 0 and "(layout brats2023)" in capsys.readouterr().out
     assert main(["sample", str(tmp_path / "x"), "--generator", "heldout", "--format", "msd"]) == 2
     assert "for the phantom" in capsys.readouterr().err
+
+
+def test_sample_writes_a_randomised_training_case_that_loads(tmp_path, capsys):
+    """What the model trains on can be looked at: another protocol than the standard case's."""
+    standard, randomised = tmp_path / "standard", tmp_path / "randomised"
+    assert main(["sample", str(standard), "--seed", "4"]) == 0
+    assert main(["sample", str(randomised), "--seed", "4", "--domain", "randomised"]) == 0
+    assert "phantom-randomised-00004" in capsys.readouterr().out
+    meta = json.loads((randomised / "truth" / "phantom.json").read_text())
+    assert meta["domain"] == "randomised"
+    a, b = (np.asarray(nib.load(next(d.glob("*_t2.nii.gz"))).dataobj) for d in (standard, randomised))
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert main(["info", str(randomised)]) == 0
+    assert main(["sample", str(tmp_path / "y"), "--generator", "heldout", "--domain", "randomised"]) == 2
+    assert "for the phantom" in capsys.readouterr().err
