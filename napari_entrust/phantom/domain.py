@@ -23,9 +23,11 @@ DOMAINS = ("standard", "randomised")
 class Imaging:
     """One modality's acquisition after the signal equation."""
 
-    noise: float = 0.03  #: Rician σ as a fraction of the brightest healthy tissue
+    #: Rician σ as a fraction of the brightest healthy tissue (WM on T1/T1ce, CSF on T2, GM on FLAIR:
+    #: DESIGN.md says "of CSF for T2/FLAIR", but FLAIR nulls CSF)
+    noise: float = 0.03
     bias: float = 0.1  #: bias-field amplitude (multiplicative, ±)
-    psf: float = 0.42  #: in-plane Gaussian PSF σ, output voxels (FWHM ≈ one voxel)
+    psf: float = 0.42  #: Gaussian PSF σ on every axis, output voxels (FWHM ≈ one voxel)
     thick_axis: int = 2  #: the through-plane axis of a thick-slice acquisition
     thickness: float = 0.0  #: slice thickness in mm; 0 = acquired on the output grid
     ghost: float = 0.0  #: amplitude of a half-FOV ghost along the first in-plane axis
@@ -40,11 +42,11 @@ class Shapes:
     head_scale: tuple[float, float] = (1.0, 1.0)  #: isotropic, on top of ``scale``
     shift: float = 3.0
     seed_depth: float = 24.0  #: the tumour seed at least this deep in the brain
-    seed_wm: float = 0.7  #: ... in voxels with at least this white-matter fraction (0: anywhere)
+    seed_wm: float = 0.7  #: ... in voxels with more white matter than this (0: any white matter at all)
     radius: tuple[float, float] = (9.0, 16.0)
     roughness: float = 0.25
     rim: tuple[float, float] = (2.5, 4.5)
-    satellites: int = 0  #: extra tumour blobs (multifocal / ellipsoid-union shapes)
+    satellites: int = 0  #: extra star-shaped blobs beside the first (irregular or multifocal tumours)
     non_enhancing: bool = False  #: no enhancing rim at all
     oedema_steps: tuple[float, float] = (6.0, 18.0)
     flair_only_radius: tuple[float, float] = (4.0, 7.0)

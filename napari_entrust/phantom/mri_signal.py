@@ -112,11 +112,3 @@ def signal(tissue: Tissue, modality: str, extra_gd: float = 0.0) -> float:
 def signal_table(modalities=("t1", "t1ce", "t2", "flair")) -> dict[str, dict[str, float]]:
     """``table[modality][tissue]`` for every tissue in :data:`TISSUES`."""
     return {m: {name: signal(t, m) for name, t in TISSUES.items()} for m in modalities}
-
-
-def noise_sigma(modality: str) -> float:
-    """Rician noise σ: 3 % of the brightest healthy tissue (WM on T1/T1ce, CSF on T2, GM on FLAIR).
-
-    DESIGN.md says "of CSF for T2/FLAIR"; FLAIR nulls CSF, so the brightest healthy tissue is used.
-    """
-    return 0.03 * max(signal(TISSUES[t], modality) for t in HEALTHY)
