@@ -16,7 +16,13 @@ import numpy as np
 
 from .mri_signal import HEALTHY, R1_GD, STANDARD_SEQUENCES, TISSUES, Sequence, Tissue
 
-DOMAINS = ("standard", "randomised")
+DOMAINS = ("standard", "randomised", "mixed")
+MIXED_STANDARD_SHARE = 0.25  #: of the ``mixed`` domain's cases on the standard protocol
+#: bumped when what ``randomised_domain`` draws changes, so cached training phantoms are regenerated
+RANDOMISED_VERSION = 2
+#: the least FLAIR and T2 contrast of oedema against the brighter of white and grey matter: as
+#: subtle as real oedema gets and still labelled (the standard protocol's is 2.5 and 2.2)
+OEDEMA_CONTRAST_MIN = {"flair": 1.15, "t2": 1.2}
 
 
 @dataclass(frozen=True)
@@ -80,12 +86,20 @@ STANDARD = Domain()
 
 
 def domain_for(name: str, rng: np.random.Generator) -> Domain:
-    """The named domain; ``randomised`` draws a new one from ``rng``."""
+    """The named domain; ``randomised`` draws a new one from ``rng``, ``mixed`` draws the standard one
+    for :data:`MIXED_STANDARD_SHARE` of the cases and a randomised one for the rest."""
     if name == "standard":
         return STANDARD
     if name == "randomised":
         return randomised_domain(rng)
+    if name == "mixed":  # randomised, with some cases on the standard protocol the sample case uses
+        return STANDARD if rng.random() < MIXED_STANDARD_SHARE else randomised_domain(rng)
     raise ValueError(f"unknown phantom domain {name!r}; choose from {', '.join(DOMAINS)}")
+
+
+def cache_tag(name: str) -> str:
+    """What tells a domain's cached training phantoms apart (empty for the standard domain)."""
+    return "" if name == "standard" else f"-{name}{RANDOMISED_VERSION}"
 
 
 def randomised_domain(rng: np.random.Generator) -> Domain:
@@ -98,6 +112,7 @@ def randomised_domain(rng: np.random.Generator) -> Domain:
         "t2": Sequence("spin_echo", tr=rng.uniform(2500, 8000), te=rng.uniform(70, 140)),
         "flair": _flair(rng, tissues["csf"].t1),
     }
+    tissues = _oedema_visible(tissues, sequences)
     imaging = {m: _imaging(rng) for m in sequences}
     shapes = Shapes(
         rotation_deg=10.0,
@@ -134,20 +149,35 @@ def _tissues(rng: np.random.Generator) -> dict[str, Tissue]:
             t2s=t.t2s * field_t2 * rng.lognormal(0, spread),
             pd=min(1.0, t.pd * rng.lognormal(0, 0.05)),
         )
-    # what the labels mean must survive: oedema is T2-bright and T1-iso or dark; enhancing tissue
-    # takes up enough contrast to end with a T1 shorter than white matter's
+    # what the labels mean must survive: oedema is T2-bright and T1-iso or dark, from as subtle as
+    # real vasogenic oedema (T2 1.3× white matter's, 3 T's T1 1.5×) to the standard's conspicuous;
+    # enhancing tissue takes up enough contrast to end with a T1 shorter than white matter's
     wm = out["wm"]
-    oedema = out["oedema"]
     out["oedema"] = replace(
-        oedema,
-        t1=max(oedema.t1, wm.t1 * rng.uniform(1.0, 1.4)),
-        t2=max(oedema.t2, wm.t2 * rng.uniform(1.8, 3.0)),
+        out["oedema"],
+        t1=wm.t1 * rng.uniform(1.0, 1.8),
+        t2=wm.t2 * np.exp(rng.uniform(np.log(1.3), np.log(3.2))),
         gd=rng.uniform(0.0, 0.05),
     )
     enhancing = out["enhancing"]
     t1_post = wm.t1 * rng.uniform(0.35, 0.8)
     out["enhancing"] = replace(enhancing, gd=max(0.0, 1000.0 / R1_GD * (1.0 / t1_post - 1.0 / enhancing.t1)))
     return out
+
+
+def _oedema_visible(tissues: dict[str, Tissue], sequences: dict[str, Sequence]) -> dict[str, Tissue]:
+    """Oedema's T2 lengthened until it is at least :data:`OEDEMA_CONTRAST_MIN` brighter than white
+    and grey matter on FLAIR and T2 (a label no rater could draw would teach the model noise)."""
+    oedema = tissues["oedema"]
+    for _ in range(40):
+        dim = [
+            seq.signal(oedema) < least * max(seq.signal(tissues["wm"]), seq.signal(tissues["gm"]))
+            for seq, least in ((sequences[m], OEDEMA_CONTRAST_MIN[m]) for m in ("flair", "t2"))
+        ]
+        if not any(dim):
+            break
+        oedema = replace(oedema, t2=oedema.t2 * 1.08)
+    return {**tissues, "oedema": oedema}
 
 
 def _t1_weighted(rng: np.random.Generator) -> Sequence:

@@ -19,6 +19,7 @@ from ..inference.normalize import normalize_case
 from ..inference.slices import model_grid_shape, resample
 from ..io.loader import load_case
 from ..io.modalities import MODALITIES
+from ..phantom.domain import cache_tag
 from ..phantom.phantom import GENERATOR_VERSION, make_phantom
 from ..progress import Steps, run_to_end
 
@@ -69,7 +70,7 @@ def generate_phantom_cases(
     """
     seeds = list(seeds)
     out = []
-    tag = "" if domain == "standard" else f"-{domain}"
+    tag = cache_tag(domain)
     for i, seed in enumerate(seeds):
         yield i / max(len(seeds), 1), f"phantom {seed}"
         cached = Path(cache_dir) / f"phantom-v{GENERATOR_VERSION}{tag}-s{seed}-{spacing}mm.npz" if cache_dir else None
