@@ -24,14 +24,13 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from .. import __version__
-from ..errors import EntrustError, InputError
+from ..errors import EntrustError, InputError, exception_reason
 from ..inference.distributed import distributed_context
 from ..inference.slices import case_volume, encoder_input, from_model_grid, head_box, head_voxels
 from ..io.case import Case
-from ..io.files import atomic_write, sha256_of
 from ..io.labels import from_regions
 from ..io.modalities import MODALITIES
-from ..model.checkpoint import recorded_sha256
+from ..model.checkpoint_file import read_state, write_state
 from ..model.trustmap import binary_entropy, trustmap
 from ..progress import Steps
 from ..training.loop import optimise
@@ -127,9 +126,7 @@ def save_baseline(
         "training": training,
         "versions": {"napari_entrust": __version__, "torch": str(torch.__version__), "monai": str(monai.__version__)},
     }
-    path = Path(path)
-    atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=overwrite)
-    return sha256_of(path)
+    return write_state(path, state, overwrite=overwrite)
 
 
 def load_baseline(path: str | os.PathLike, device: torch.device | str = "cpu") -> Baseline:
@@ -139,19 +136,15 @@ def load_baseline(path: str | os.PathLike, device: torch.device | str = "cpu") -
         raise EntrustError(
             f"{path}: baseline model file does not exist (train it with `entrust benchmark --train-baselines`)"
         )
-    digest = sha256_of(path)
-    expected_sha256 = recorded_sha256(path.name, path.parent)
-    if expected_sha256 is not None and digest != expected_sha256:
-        raise EntrustError(f"{path}: sha256 {digest} does not match the recorded {expected_sha256}")
+    state, digest = read_state(path, "baseline checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("kind") != KIND:
             raise ValueError(f"kind is {state.get('kind')!r}, expected {KIND!r}")
         cfg = BaselineConfig.from_dict(state["config"])
         net = build_unet(cfg)
         net.load_state_dict(state["net"])
     except Exception as exc:  # noqa: BLE001 - a foreign, truncated or incompatible file
-        raise EntrustError(f"{path}: not a usable baseline checkpoint ({type(exc).__name__}: {exc})") from None
+        raise EntrustError(f"{path}: not a usable baseline checkpoint ({exception_reason(exc)})") from None
     net.eval()
     return Baseline(net.to(torch.device(device)), cfg, path, digest, state.get("training", {}))
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from ..errors import EntrustError
-from ..model.checkpoint import record_sha256, resources_dir, save_checkpoint
+from ..model.checkpoint import resources_dir, save_checkpoint
+from ..model.checkpoint_file import record_sha256
 from ..model.config import ModelConfig
 from ..progress import Steps, rescaled
 

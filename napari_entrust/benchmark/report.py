@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..evaluation.plots import plot_files, write_plots
 from ..evaluation.tables import METRIC_COLUMNS, format_value, markdown_table
-from ..io.files import check_writable, write_json, write_text
+from ..io.files import write_json, write_text
+from ..io.output_folder import output_folder, staged, top_names
 
 UNET_BASELINES = ("unet", "unet_mc_dropout", "ensemble", "ensemble_sequential")
 
@@ -101,9 +102,10 @@ def report_files(out: Path) -> dict[str, Path]:
 def write_report(results: dict, out: Path, *, overwrite: bool = False) -> dict[str, Path]:
     """benchmark.md, benchmark.json and the two plots with every method on them."""
     files = report_files(out)
-    check_writable(list(files.values()), overwrite)
-    write_text(files["markdown"], markdown_report(results), overwrite=overwrite)
-    write_json(files["json"], results, overwrite=overwrite)
-    names = {k: r["name"] for k, r in results["methods"].items()}
-    write_plots({names[k]: c for k, c in results["curves"].items()}, out, overwrite=overwrite)
+    with output_folder(out, overwrite=overwrite, ours=top_names(out, files.values()), shared=True) as staging:
+        written = staged(files, out, staging)
+        write_text(written["markdown"], markdown_report(results))
+        write_json(written["json"], results)
+        names = {k: r["name"] for k, r in results["methods"].items()}
+        write_plots({names[k]: c for k, c in results["curves"].items()}, staging)
     return files

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 
 from .. import __version__
 from ..errors import EntrustError
-from . import benchmark, evaluate, explain, info, predict, sample, train
+from . import benchmark, crash_report, evaluate, explain, info, predict, sample, train
 
 COMMANDS = (sample, info, predict, explain, train, evaluate, benchmark)
 
@@ -44,19 +45,49 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so half-written outputs are removed as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``entrust COMMAND ...``: returns the exit status (2 for a problem named in one line)."""
+    """``entrust COMMAND ...``: returns the exit status (2 for a problem named in one line).
+
+    No traceback reaches the user: an unexpected error becomes one line naming the case and stage,
+    with the traceback in a log file (:mod:`.crash_report`). SIGTERM is handled as Ctrl-C is.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     log_to_stderr()
+    crash_report.note(task=args.command)
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
         return int(args.run(args) or 0)
     except EntrustError as exc:
         print(f"entrust {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print(f"entrust {args.command}: terminated; no partial output was left", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"entrust {args.command}: interrupted", file=sys.stderr)
+        print(f"entrust {args.command}: interrupted; no partial output was left", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line and a log, never a traceback
+        log = crash_report.write_traceback(exc)
+        print(f"entrust {args.command}: error: {crash_report.failure_line(exc, log)}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import EntrustError, InputError
+from ..errors import EntrustError, InputError, OutputError
 from ..io.case_files import Source
 from ..progress import Progress
+from . import crash_report
 
 if TYPE_CHECKING:
     from ..model.config import SamplingConfig
@@ -59,6 +60,8 @@ def case_source(args: argparse.Namespace) -> Source:
             name, sep, path = item.partition("=")
             if not sep or not name or not path:
                 raise InputError(None, f"--modality expects NAME=PATH, got {item!r}")
+            if name in mapping:
+                raise InputError(path, f"--modality {name} is given twice (also {mapping[name]}); give each once")
             mapping[name] = path
         return mapping
     if not args.case:
@@ -66,6 +69,18 @@ def case_source(args: argparse.Namespace) -> Source:
             None, "no case given: pass a case folder / 4-D NIfTI, or --modality NAME=PATH for each modality"
         )
     return Path(args.case)
+
+
+def check_not_an_input(out: Path, source: Source, *, inside: bool = False) -> None:
+    """Refuse an output folder that is the input case folder (its outputs would be read back as the
+    case's files), or, with ``inside``, any folder within the input folder (a folder of cases:
+    the outputs would be found as cases next time)."""
+    if not isinstance(source, Path) or not source.is_dir():
+        return
+    out_abs, src = out.resolve(), source.resolve()
+    if out_abs == src or (inside and src in out_abs.parents):
+        where = "is the input folder" if out_abs == src else f"is inside the input folder {source}"
+        raise OutputError(out, f"{where}; write the outputs elsewhere")
 
 
 def load_kwargs(args: argparse.Namespace) -> dict:
@@ -97,7 +112,7 @@ def add_sampling_arguments(p: argparse.ArgumentParser) -> None:
         help="conflict probe strength ε in [0, 1): F_cf scaled by 1 ± ε (default 0.2)",
     )
     p.add_argument("--eta", type=float, default=1.0, help="DDIM stochasticity η in [0, 1] (default 1)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=int_at_least(0, SEED_LIMIT), default=0, help="random seed in [0, 2^32) (default 0)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto (cuda, mps, cpu) or one of them")
     p.add_argument("--model", type=Path, metavar="CKPT", help="checkpoint (default: the bundled model)")
     p.add_argument("--memory-mb", type=int_at_least(64), default=1024, help="working-memory budget (default 1024)")
@@ -128,8 +143,11 @@ def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number no smaller than ``minimum``."""
+SEED_LIMIT = 2**32  #: seeds are recorded as given, so they must not wrap in NumPy or torch
+
+
+def int_at_least(minimum: int, below: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum`` (and smaller than ``below``)."""
 
     def parse(text: str) -> int:
         try:
@@ -138,6 +156,8 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if below is not None and value >= below:
+            raise argparse.ArgumentTypeError(f"must be < {below}, got {value}")
         return value
 
     return parse
@@ -159,7 +179,10 @@ def progress_bar(description: str) -> Progress:
         disable=None,
     )
 
+    crash_report.note(task=description)
+
     def update(fraction: float, message: str) -> None:
+        crash_report.note(stage=message)
         bar.n = round(100 * min(max(fraction, 0.0), 1.0))
         bar.set_postfix_str(message, refresh=False)
         bar.refresh()

@@ -18,7 +18,7 @@ from ..benchmark.report import report_files, write_report
 from ..benchmark.run import run_benchmark
 from ..errors import EntrustError
 from ..inference.device import resolve_device
-from ..io.files import check_writable
+from ..io.output_folder import check_output_folder, top_names
 from ..progress import run_to_end
 from .arguments import add_overwrite_argument, command_texts, int_at_least, progress_bar
 
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
     methods = _methods(args.methods)
     models = args.models or baselines_dir()
-    check_writable(list(report_files(args.out).values()), args.overwrite)
+    check_output_folder(args.out, args.overwrite, top_names(args.out, report_files(args.out).values()), shared=True)
     todo = missing_models(models, methods)
     if todo and not args.train_baselines:
         minutes = sum(TRAINING_MINUTES[t.family] for t in todo)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from ..evaluation.evaluate import evaluation_files, run_evaluation, write_evaluation
 from ..evaluation.tables import METRIC_COLUMNS, markdown_table
-from ..io.files import check_writable
+from ..io.output_folder import check_output_folder, top_names
+from ..outputs.prediction_folder import EVALUATION_FOLDER
 from ..progress import run_to_end
 from .arguments import add_overwrite_argument, command_texts, progress_bar
 
@@ -42,13 +44,15 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
-    out = args.out or args.predictions / "evaluation"
-    check_writable(list(evaluation_files(out).values()), args.overwrite)
+    out = args.out or args.predictions / EVALUATION_FOLDER
+    check_output_folder(out, args.overwrite, top_names(out, evaluation_files(out).values()))
     bar = progress_bar("evaluating")
     try:
         result = run_to_end(run_evaluation(args.predictions, args.ground_truth), bar)
     finally:
         bar.close()
+    for warning in result["warnings"]:
+        print(f"WARNING: {warning}", file=sys.stderr)
     files = write_evaluation(result, out, overwrite=args.overwrite)
     rows = [*result["per_case"], {"case": f"mean of {result['aggregate']['cases']}", **result["aggregate"]["mean"]}]
     print("\n".join(markdown_table("case", METRIC_COLUMNS, ((row["case"], row) for row in rows))))

@@ -17,8 +17,8 @@ from ..explain.files import explanation_files, write_explanation
 from ..explain.targets import choose_target
 from ..inference.device import resolve_device
 from ..inference.engine import run_prediction
-from ..io.files import check_writable
 from ..io.loader import load_case
+from ..io.output_folder import check_output_folder, top_names
 from ..model.checkpoint import load_checkpoint
 from ..outputs.prediction_folder import read_prediction
 from ..progress import rescaled, run_to_end
@@ -55,8 +55,10 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
     sampling = arguments.sampling_config(args)
-    case = load_case(arguments.case_source(args), **arguments.load_kwargs(args))
-    check_writable(list(explanation_files(args.out).values()), args.overwrite)
+    source = arguments.case_source(args)
+    arguments.check_not_an_input(args.out, source)
+    check_output_folder(args.out, args.overwrite, top_names(args.out, explanation_files(args.out).values()))
+    case = load_case(source, **arguments.load_kwargs(args))
     bundle = load_checkpoint(args.model, resolve_device(args.device))
     bar = arguments.progress_bar(f"explain {case.name}")
     try:

@@ -20,13 +20,13 @@ from ..inference.engine import run_prediction
 from ..inference.validity import describe as describe_validity
 from ..io.files import check_writable
 from ..io.loader import load_case
+from ..io.modalities import MODALITIES
 from ..model.checkpoint import load_checkpoint
 from ..model.config import SamplingConfig
-from ..outputs.catalog import prediction_files
-from ..outputs.prediction_folder import write_prediction
+from ..outputs.prediction_folder import check_prediction_folder, write_prediction
 from ..progress import run_to_end
 from ..review import worklist
-from . import arguments
+from . import arguments, crash_report
 
 
 def add_parser(sub) -> None:
@@ -58,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     source = arguments.case_source(args)
     if isinstance(source, Path) and worklist.is_case_collection(source):
         return run_folder(args, source, sampling)
+    arguments.check_not_an_input(args.out, source)
+    check_prediction_folder(MODALITIES, args.out, args.overwrite)  # before loading: a bad --out costs no wait
     case = load_case(source, **arguments.load_kwargs(args))
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
-    check_writable(list(prediction_files(bundle.config.modalities, args.out).values()), args.overwrite)
+    check_prediction_folder(bundle.config.modalities, args.out, args.overwrite)
     bar = arguments.progress_bar(f"EnTrust {case.name}")
     try:
         pred = run_to_end(run_prediction(case, bundle, sampling, memory_mb=args.memory_mb), bar)
@@ -91,13 +93,13 @@ def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig)
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise EntrustError(f"{folder}: several cases would write to the same output folder ({', '.join(clashes)})")
+    arguments.check_not_an_input(args.out, folder, inside=True)
     ctx = distributed_context(resolve_device(args.device))
     bundle = load_checkpoint(args.model, ctx.device)
     list_path = args.out / worklist.WORKLIST_FILE
-    targets = [list_path] + [
-        p for n in names for p in prediction_files(bundle.config.modalities, args.out / n).values()
-    ]
-    check_writable(targets, args.overwrite)  # every rank checks every case, so all stop before any work
+    check_writable([list_path], args.overwrite)  # every rank checks every case, so all stop before any work
+    for n in names:
+        check_prediction_folder(bundle.config.modalities, args.out / n, args.overwrite)
     rank_text = f" (rank {ctx.rank + 1} of {ctx.world})" if ctx.world > 1 else ""
     bar = arguments.progress_bar(f"EnTrust {len(sources)} cases{rank_text}")
     try:
@@ -113,6 +115,7 @@ def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig)
                 label_convention=args.label_values,
                 memory_mb=args.memory_mb,
                 load_kwargs=arguments.load_kwargs(args),
+                on_unexpected=crash_report.write_traceback,
             ),
             bar,
         )

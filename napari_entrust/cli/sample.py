@@ -14,19 +14,26 @@ import argparse
 from pathlib import Path
 
 from ..errors import EntrustError
-from ..heldout.case import generate_heldout_case, save_heldout_case
+from ..heldout.case import generate_heldout_case, heldout_name, heldout_paths, save_heldout_case
+from ..heldout.events import KINDS
+from ..io.output_folder import check_output_folder, top_names
 from ..phantom.domain import DOMAINS
-from ..phantom.phantom import generate_phantom
-from ..phantom.writing import FORMATS, write_phantom
+from ..phantom.phantom import generate_phantom, phantom_name
+from ..phantom.writing import FORMATS, phantom_paths, write_phantom
 from ..progress import run_to_end
-from .arguments import add_overwrite_argument, command_texts, int_at_least, progress_bar
+from .arguments import SEED_LIMIT, add_overwrite_argument, command_texts, int_at_least, progress_bar
 
 
 def add_parser(sub) -> None:
     """The command's options."""
     p = sub.add_parser("sample", **command_texts(__doc__))
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write the case into")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default 0); same seed, same case")
+    p.add_argument(
+        "--seed",
+        type=int_at_least(0, SEED_LIMIT),
+        default=0,
+        help="random seed in [0, 2^32) (default 0); same seed, same case",
+    )
     p.add_argument(
         "--spacing", type=int_at_least(1), default=2, help="voxel size in whole mm: 1 native, 2 fast (default)"
     )
@@ -56,6 +63,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    _check_out_dir(args)  # before generating: a taken folder costs no wait
     if args.generator == "heldout":
         return _heldout(args)
     misreg = {"auto": None, "yes": True, "no": False}[args.misregistration]
@@ -71,6 +79,14 @@ def run(args: argparse.Namespace) -> int:
     for e in ph.events:
         print(f"  conflict: {e.kind:15s} {e.volume_ml:6.2f} mL  raters including it: {e.included_by}")
     return 0
+
+
+def _check_out_dir(args: argparse.Namespace) -> None:
+    if args.generator == "heldout":
+        paths = heldout_paths(heldout_name(args.seed), args.out_dir, list(KINDS), args.raters)
+    else:
+        paths = phantom_paths(phantom_name(args.seed, args.domain), args.out_dir, args.format, args.raters)
+    check_output_folder(args.out_dir, args.overwrite, top_names(args.out_dir, paths.values()))
 
 
 def _heldout(args: argparse.Namespace) -> int:

@@ -14,18 +14,20 @@ from pathlib import Path
 
 import torch
 
-from ..errors import EntrustError
+from ..errors import EntrustError, exception_reason
 from ..inference.device import DEVICE_CHOICES, resolve_device
 from ..inference.distributed import finish
 from ..io.files import check_writable
-from ..model.checkpoint import load_checkpoint, record_sha256, save_checkpoint
+from ..model.checkpoint import load_checkpoint, save_checkpoint
+from ..model.checkpoint_file import record_sha256
 from ..model.config import ModelConfig
+from ..model.entrust_net import EnTrustNet
 from ..phantom.domain import DOMAINS
 from ..progress import run_to_end
 from ..training.cases import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, generate_phantom_cases
 from ..training.loop import TrainConfig
 from ..training.pipeline import checkpoint_statistics, train
-from .arguments import add_overwrite_argument, chosen, command_texts, int_at_least, progress_bar
+from .arguments import SEED_LIMIT, add_overwrite_argument, chosen, command_texts, int_at_least, progress_bar
 
 
 def add_parser(sub) -> None:
@@ -41,7 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--iterations", type=int_at_least(1), default=TrainConfig.iterations)
     p.add_argument("--batch-size", type=int_at_least(1), default=TrainConfig.batch_size)
     p.add_argument("--lr", type=float, default=TrainConfig.lr)
-    p.add_argument("--seed", type=int_at_least(0), default=0)
+    p.add_argument("--seed", type=int_at_least(0, SEED_LIMIT), default=0, help="random seed in [0, 2^32) (default 0)")
     p.add_argument("--calibration-iterations", type=int_at_least(1), default=TrainConfig.calibration_iterations)
     p.add_argument("--calibration-slices", type=int_at_least(4), default=TrainConfig.calibration_slices)
     p.add_argument("--init", type=Path, metavar="CKPT", help="start from this checkpoint (fine-tune on a new site)")
@@ -84,11 +86,21 @@ def _parse_overrides(items: list[str], base: ModelConfig) -> ModelConfig:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise EntrustError(f"--config {key} expects true or false, got {text!r}")
             values[key] = text.lower() in ("true", "1", "yes")
-        elif isinstance(current, tuple):
-            values[key] = tuple(type(current[0])(v) if current else v for v in text.split(","))
-        else:
-            values[key] = type(current)(text)
-    return dataclasses.replace(base, **values)
+            continue
+        try:
+            if isinstance(current, tuple):
+                values[key] = tuple(type(current[0])(v) if current else v for v in text.split(","))
+            else:
+                values[key] = type(current)(text)
+        except ValueError:
+            raise EntrustError(f"--config {key} expects a value like {current!r}, got {text!r}") from None
+    cfg = dataclasses.replace(base, **values)
+    try:  # refuse now, not after the data are prepared: a network these values cannot build
+        EnTrustNet(cfg)
+    except Exception as exc:  # noqa: BLE001 - MONAI and torch raise many kinds
+        shown = " ".join(items)
+        raise EntrustError(f"--config {shown}: these values cannot build a network ({exception_reason(exc)})") from None
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

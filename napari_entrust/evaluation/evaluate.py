@@ -17,8 +17,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import geometry
-from ..io.files import check_writable, write_json, write_text
+from ..io.files import write_json, write_text
 from ..io.labels import to_regions
+from ..io.output_folder import output_folder, top_names
 from ..model.trustmap import uncertainty
 from ..outputs.prediction_folder import MASK_FILE, PredictionFiles, load_prediction
 from ..progress import Steps, run_to_end
@@ -154,12 +155,37 @@ def evaluate(pred_dir: str | Path, gt: str | Path) -> dict:
 def run_evaluation(pred_dir: str | Path, gt: str | Path) -> Steps[dict]:
     """Evaluate every prediction under ``pred_dir`` against ``gt``; returns per-case rows and the aggregate."""
     pairs = pair_cases(pred_dir, gt)
-    rows = []
+    rows, warnings = [], []
     for i, (p, g) in enumerate(pairs):
         yield i / len(pairs), f"evaluating {p.name}"
-        rows.append(evaluate_case(load_prediction(p), load_truth(g)))
+        pred = load_prediction(p)
+        warnings += missing_outputs(pred)
+        rows.append(evaluate_case(pred, load_truth(g)))
     yield 1.0, "done"
-    return {"prediction": str(pred_dir), "ground_truth": str(gt), "per_case": rows, "aggregate": aggregate(rows)}
+    return {
+        "prediction": str(pred_dir),
+        "ground_truth": str(gt),
+        "per_case": rows,
+        "aggregate": aggregate(rows),
+        "warnings": warnings,
+    }
+
+
+#: outputs evaluation uses beyond the mask, and what is left out without each
+OPTIONAL_OUTPUTS = {
+    "prob": "calibration (ECE, Brier, NLL) is left out and QU-BraTS uses the TrustMap for every region",
+    "trustmap": "error detection, UEO and conflict localisation are left out",
+    "samples": "GED and Hungarian IoU compare the mask alone with the raters",
+}
+
+
+def missing_outputs(pred) -> list[str]:
+    """One warning per output a prediction folder lacks, saying which numbers change without it."""
+    return [
+        f"{pred.folder / f'{name}.nii.gz'} is missing: {effect}"
+        for name, effect in OPTIONAL_OUTPUTS.items()
+        if getattr(pred, name) is None
+    ]
 
 
 def evaluation_files(out_dir: Path) -> dict[str, Path]:
@@ -171,14 +197,19 @@ def write_evaluation(result: dict, out_dir: str | Path, *, overwrite: bool = Fal
     """cases.csv (one row per case), evaluation.json (everything), reliability and uncertainty-error plots."""
     out_dir = Path(out_dir)
     files = evaluation_files(out_dir)
-    check_writable(list(files.values()), overwrite)
+    with output_folder(out_dir, overwrite=overwrite, ours=top_names(out_dir, files.values())) as staging:
+        _write_evaluation(result, staging, label)
+    return files
+
+
+def _write_evaluation(result: dict, out_dir: Path, label: str) -> None:
     rows = [{k: v for k, v in r.items() if k != "_curves"} for r in result["per_case"]]
     columns = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, restval="")
     writer.writeheader()
     writer.writerows(rows)
-    write_text(files["csv"], buf.getvalue(), overwrite=overwrite)
-    write_json(files["json"], result, overwrite=overwrite)
-    write_plots({label or Path(result["prediction"]).name: result["aggregate"]["curves"]}, out_dir, overwrite=overwrite)
-    return files
+    files = evaluation_files(out_dir)
+    write_text(files["csv"], buf.getvalue())
+    write_json(files["json"], result)
+    write_plots({label or Path(result["prediction"]).name: result["aggregate"]["curves"]}, out_dir)

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io.case import Case
-from ..io.files import check_writable, write_json
+from ..io.files import write_json
+from ..io.output_folder import output_folder, staged, top_names
 from .explanation import Explanation
 
 
@@ -24,24 +25,21 @@ def write_explanation(
     case: Case, explanation: Explanation, out_dir: str | Path, *, overwrite: bool = False
 ) -> dict[str, Path]:
     """The three attribution maps (4-D, one volume per modality), the target mask and explanation.json."""
+    out_dir = Path(out_dir)
     files = explanation_files(out_dir)
-    check_writable(list(files.values()), overwrite)
-    order = ", ".join(explanation.modalities)
-    for method, data in explanation.maps.items():
+    with output_folder(out_dir, overwrite=overwrite, ours=top_names(out_dir, files.values())) as staging:
+        written = staged(files, out_dir, staging)
+        order = ", ".join(explanation.modalities)
+        for method, data in explanation.maps.items():
+            case.write(
+                np.moveaxis(data, 0, -1),
+                written[f"attribution_{method}"],
+                dtype=np.float32,
+                description=f"{method} attribution: {order}",
+            )
         case.write(
-            np.moveaxis(data, 0, -1),
-            files[f"attribution_{method}"],
-            overwrite=overwrite,
-            dtype=np.float32,
-            description=f"{method} attribution: {order}",
+            explanation.target.astype(np.uint8), written["target"], dtype=np.uint8, description="explained region"
         )
-    case.write(
-        explanation.target.astype(np.uint8),
-        files["target"],
-        overwrite=overwrite,
-        dtype=np.uint8,
-        description="explained region",
-    )
-    summary = {**explanation.summary, "files": {k: p.name for k, p in files.items()}}
-    write_json(files["explanation"], summary, overwrite=overwrite)  # NaN (a region no input moves) becomes null
+        summary = {**explanation.summary, "files": {k: p.name for k, p in files.items()}}
+        write_json(written["explanation"], summary)  # NaN (a region no input moves) becomes null
     return files

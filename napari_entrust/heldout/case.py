@@ -14,9 +14,10 @@ import numpy as np
 from scipy import ndimage
 
 from ..io import labels as label_conv
-from ..io.files import check_writable, write_text
+from ..io.files import write_text
 from ..io.modalities import MODALITIES, NAMING
 from ..io.nifti import ReferenceGrid, write_on_grid
+from ..io.output_folder import output_folder, staged, top_names
 from ..phantom.raters import rate
 from ..progress import Steps, run_to_end
 from .anatomy import make_brain
@@ -62,6 +63,11 @@ class HeldoutCase:
         return np.logical_or.reduce([e.mask for e in self.events]) if self.events else np.zeros(self.labels.shape, bool)
 
 
+def heldout_name(seed: int) -> str:
+    """The BraTS 2023 case name of the held-out case of ``seed``."""
+    return f"BraTS-GLI-{seed:05d}-000"
+
+
 def make_heldout_case(seed: int, n_raters: int = 4) -> HeldoutCase:
     """:func:`generate_heldout_case` without progress."""
     return run_to_end(generate_heldout_case(seed, n_raters))
@@ -72,7 +78,7 @@ def generate_heldout_case(seed: int, n_raters: int = 4) -> Steps[HeldoutCase]:
     anatomy_rng, lesion_rng, event_rng, imaging_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, VERSION, 1789]).spawn(4)
     )
-    grid = ReferenceGrid.from_affine(f"BraTS-GLI-{seed:05d}-000", SHAPE, LPS_AFFINE)
+    grid = ReferenceGrid.from_affine(heldout_name(seed), SHAPE, LPS_AFFINE)
     yield 0.0, "voxelising the fsaverage surfaces"
     brain = make_brain(anatomy_rng, grid.canonical_affine, grid.canonical_shape)
     yield 0.4, "growing the tumour"
@@ -159,26 +165,31 @@ def save_heldout_case(case: HeldoutCase, out_dir: str | Path, *, overwrite: bool
     """Write the case (BraTS 2023 names and labels, LPS, int16) and its truth; nothing if a file exists."""
     out_dir = Path(out_dir)
     paths = heldout_paths(case.name, out_dir, [e.kind for e in case.events], len(case.raters))
-    check_writable(list(paths.values()), overwrite)
+    with output_folder(out_dir, overwrite=overwrite, ours=top_names(out_dir, paths.values())) as staging:
+        written = staged(paths, out_dir, staging)
+        _write_files(case, written)
+        write_text(written["metadata"], json.dumps(_metadata(case, paths, out_dir), indent=2))
+    return paths
+
+
+def _write_files(case: HeldoutCase, paths: dict[str, Path]) -> None:
+    """The images, labels, raters and event masks of :func:`save_heldout_case` at ``paths``."""
     masks = case.event_masks
     for key, path in paths.items():
         if key in MODALITIES:
-            write_on_grid(case.images[key], case.grid, path, overwrite=overwrite, dtype=np.int16)
+            write_on_grid(case.images[key], case.grid, path, dtype=np.int16)
         elif key == "seg" or key.startswith("rater"):
             labels = case.labels if key == "seg" else case.raters[int(key[5:]) - 1]
             write_on_grid(
                 label_conv.from_internal(labels, "brats2023"),
                 case.grid,
                 path,
-                overwrite=overwrite,
                 dtype=np.uint8,
                 description="brats2023 labels",
             )
         elif key.startswith("conflict"):
             mask = case.conflict if key == "conflict" else masks[key[len("conflict_") :]]
-            write_on_grid(mask, case.grid, path, overwrite=overwrite, dtype=np.uint8, description=key)
-    write_text(paths["metadata"], json.dumps(_metadata(case, paths, out_dir), indent=2), overwrite=overwrite)
-    return paths
+            write_on_grid(mask, case.grid, path, dtype=np.uint8, description=key)
 
 
 def _metadata(case: HeldoutCase, paths: dict[str, Path], out_dir: Path) -> dict:

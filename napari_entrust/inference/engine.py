@@ -11,11 +11,13 @@ bar (in a thread worker) and tests.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.case import Case
+from ..io.files import sha256_of
 from ..io.labels import REGIONS, to_regions
 from ..model.checkpoint import ModelBundle
 from ..model.config import SamplingConfig
@@ -27,7 +29,7 @@ from .encoding import encode_volume
 from .hypotheses import FixedVoxels, draw_hypotheses
 from .prediction import Prediction
 from .roi import on_model_grid, region_boxes, region_of_interest, with_fixed_voxels
-from .slices import case_volume
+from .slices import case_volume, head_box, head_voxels
 
 
 def run_prediction(
@@ -55,6 +57,7 @@ def run_prediction(
 
     yield 0.0, "normalising"
     volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
+    _check_size(case, volume, bundle)
     checks = [validity.geometry_checks(case.shape, case.spacing)]
     if bundle.validity:
         checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
@@ -117,6 +120,20 @@ def _checked_inputs(
     return fixed, np.asarray(fixed_labels, dtype=np.uint8)
 
 
+def _check_size(case: Case, volume, bundle: ModelBundle) -> None:
+    """Refuse a head too small in-plane for the encoders' down-sampling (naming the minimum)."""
+    bx, by = head_box(head_voxels(volume)[0])
+    least = bundle.net.size_multiple + 1
+    size = (bx.stop - bx.start, by.stop - by.start)
+    if min(size) < least:
+        mm = bundle.config.spacing_mm
+        raise InputError(
+            case.grid.path,
+            f"the head spans {size[0] * mm:g} × {size[1] * mm:g} mm in-plane; the model needs at least"
+            f" {least * mm:g} mm ({least} voxels of {mm:g} mm) along each in-plane axis",
+        )
+
+
 def _summary(
     case: Case,
     bundle: ModelBundle,
@@ -167,4 +184,5 @@ def _summary(
             "region_of_interest": [[[s.start, s.stop] for s in b] for b in boxes],
         },
         "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
+        "input_sha256": {m: sha256_of(p) for m, p in case.sources.items() if Path(str(p)).is_file()},
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from ..errors import InputError
 from ..io.case import Case
 
 
@@ -73,6 +74,10 @@ def normalize_case(
 ) -> tuple[dict[str, np.ndarray], dict[str, IntensityStats]]:
     """Normalised copies of every modality of ``case`` and the statistics used."""
     mask = head_mask(case.images)
+    if not mask.any():
+        raise InputError(
+            case.name, "no head found: every modality is zero or nearly so, or the volume is too small to hold one"
+        )
     out, stats = {}, {}
     for mod, data in case.images.items():
         out[mod], stats[mod] = normalize_volume(data, mask, lower, upper)

@@ -14,7 +14,7 @@ from pathlib import Path
 import nibabel as nib
 
 from ..errors import InputError
-from .files import nifti_suffix, strip_nifti_suffix
+from .files import BROKEN_LINK, nifti_suffix, strip_nifti_suffix
 from .modalities import MODALITIES, NAMING, SEPARATOR, canonical_modality
 
 Source = str | PathLike | Mapping[str, str | PathLike]
@@ -48,7 +48,7 @@ def find_case_files(source: Source, labels: str | PathLike | None = None) -> Cas
         return _explicit_files(source, labels)
     path = Path(source)
     if not path.exists():
-        raise InputError(path, "does not exist")
+        raise InputError(path, BROKEN_LINK if path.is_symlink() else "does not exist")
     if path.is_dir():
         files = _folder_files(path)
     elif nifti_suffix(path):
@@ -89,7 +89,11 @@ def _common_case_name(paths: list[Path]) -> str:
 
 
 def _folder_files(folder: Path) -> CaseFiles:
-    nifti = sorted(p for p in folder.iterdir() if p.is_file() and nifti_suffix(p) and not p.name.startswith("."))
+    nifti = sorted(  # a broken link is kept, so reading it names it rather than calling the modality missing
+        p
+        for p in folder.iterdir()
+        if (p.is_file() or p.is_symlink()) and nifti_suffix(p) and not p.name.startswith(".")
+    )
     found: dict[str, list[tuple[str, Path]]] = {}
     cases, schemes, ignored = set(), set(), []
     for p in nifti:

@@ -17,6 +17,8 @@ from pathlib import Path
 from ..errors import OutputError, exception_reason
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+#: what an input that is a dangling or looping symbolic link is told
+BROKEN_LINK = "is a symbolic link that leads nowhere (a loop, or its target is missing)"
 
 
 def nifti_suffix(path: str | os.PathLike) -> str | None:

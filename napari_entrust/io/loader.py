@@ -257,10 +257,17 @@ def inspect_case(source: Source, **kwargs) -> tuple[Case | None, list[Check]]:
             source, kwargs.get("labels"), kwargs.get("reference"), kwargs.get("label_convention", "auto")
         )
     except InputError as exc:
-        where = [Check(p, "case files", False, msg) for p, msg in exc.problems]
-        return None, getattr(exc, "checks", []) + where
+        done = getattr(exc, "checks", [])
+        seen = {(str(c.subject), c.detail) for c in done if not c.ok}  # a failed check is not reported twice
+        where = [Check(p, "case files", False, msg) for p, msg in exc.problems if (str(p), msg) not in seen]
+        return None, done + where
     failed = any(not c.ok for c in checks.items)
     return (None if failed else case), checks.items
+
+
+def _source_name(source) -> str:
+    """The case as a user named it: its folder or file, or the files of an explicit mapping."""
+    return ", ".join(str(p) for p in source.values()) if isinstance(source, dict) else str(source)
 
 
 def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Checks]:
@@ -276,9 +283,14 @@ def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Ch
         label_read = _read_labels(files.labels, files.layout, label_convention, checks)
     if len(vols) < len(MODALITIES):
         checks.raise_if_failed()
-    ref_mod = canonical_modality(reference) if reference else MODALITIES[0]
+    try:
+        ref_mod = canonical_modality(reference) if reference else MODALITIES[0]
+    except ValueError:
+        ref_mod = None
     if ref_mod not in vols:
-        raise InputError(None, f"reference modality {reference!r} is not one of {', '.join(vols)}")
+        raise InputError(
+            _source_name(source), f"--reference {reference!r} is not one of this case's modalities ({', '.join(vols)})"
+        )
     ref = vols[ref_mod]
     grid = ReferenceGrid.from_volume(ref)
     notes: list[str] = []

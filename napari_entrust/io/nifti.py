@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InputError, OutputError, exception_reason
 from . import geometry
-from .files import atomic_write, nifti_suffix
+from .files import BROKEN_LINK, atomic_write, nifti_suffix
 
 
 @dataclass
@@ -40,6 +40,8 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
     stored values (use it for label maps).
     """
     path = Path(path)
+    if not path.exists() and path.is_symlink():
+        raise InputError(path, BROKEN_LINK)
     if not path.exists():
         raise InputError(path, "does not exist")
     if path.is_dir():
@@ -50,12 +52,18 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
         raise InputError(path, f"cannot be read as NIfTI ({exception_reason(exc)})") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(path, f"is a {type(img).__name__}, not a NIfTI image; convert it to .nii.gz")
+    _check_voxel_type(path, img.get_data_dtype())
     shape = tuple(int(s) for s in img.shape)
     while len(shape) > ndim and shape[-1] == 1:
         shape = shape[:-1]
-    if len(shape) != ndim or min(shape[:3]) < 2:  # a 4-D file may hold a single volume
-        what = {3: "a 3-D volume", 4: "a 4-D image"}.get(ndim, f"{ndim}-D")
+    what = {3: "a 3-D volume", 4: "a 4-D image"}.get(ndim, f"{ndim}-D")
+    if len(shape) != ndim:
         raise InputError(path, f"has shape {tuple(img.shape)} ({len(img.shape)}-D); expected {what}")
+    if min(shape[:3]) < 2:  # a 4-D file may hold a single volume
+        flat = [i for i, n in enumerate(shape[:3]) if n < 2]
+        raise InputError(
+            path, f"has shape {tuple(img.shape)}: a single voxel along axis {flat[0]}, so it is 2-D; expected {what}"
+        )
     try:
         data = np.asanyarray(img.dataobj)
         data = data.reshape(shape)
@@ -68,6 +76,16 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
     header = img.header
     has_affine = int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0
     return NiftiVolume(path, data, np.asarray(img.affine, dtype=float), header, has_affine)
+
+
+def _check_voxel_type(path: Path, dtype: np.dtype) -> None:
+    """Refuse voxels that are not one real number each (RGB colour, complex k-space or phase data)."""
+    if dtype.fields is not None or dtype.shape:
+        raise InputError(path, f"holds {dtype} voxels (colour or structured data); expected one grey value per voxel")
+    if dtype.kind == "c":
+        raise InputError(path, "holds complex voxels; give the magnitude image")
+    if dtype.kind not in "biuf":
+        raise InputError(path, f"holds {dtype} voxels; expected numbers")
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """Saving and loading models: weights, full config, normalisation statistics and versions.
 
 Checkpoints are plain ``torch.save`` dictionaries of tensors and built-in types, read back with
-``weights_only=True`` (no pickled code). Writing is atomic. The bundled model's sha256 is recorded
-in ``resources/SHA256SUMS`` and checked on every load.
+``weights_only=True`` (no pickled code), through :mod:`.checkpoint_file`: written atomically with
+a digest of their own payload, checked on every load; the bundled files' sha256 are also recorded
+in ``resources/SHA256SUMS`` and checked.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 import torch
 
 from .. import __version__
-from ..errors import EntrustError
-from ..io.files import atomic_write, sha256_of
+from ..errors import EntrustError, exception_reason
+from .checkpoint_file import read_state, write_state
 from .config import ModelConfig
 from .entrust_net import EnTrustNet
 from .segdiff import Schedule
@@ -31,33 +32,9 @@ def resources_dir() -> Path:
     return Path(str(resources.files("napari_entrust") / "resources"))
 
 
-def record_sha256(path: Path, digest: str) -> None:
-    """Add or replace ``path``'s line in the SHA256SUMS beside it (atomically)."""
-    sums = path.parent / "SHA256SUMS"
-    lines = [
-        ln
-        for ln in (sums.read_text().splitlines() if sums.exists() else [])
-        if ln.split()[-1:] != [path.name] and ln.strip()
-    ]
-    text = "\n".join(sorted([*lines, f"{digest}  {path.name}"], key=lambda ln: ln.split()[-1])) + "\n"
-    atomic_write(sums, lambda tmp: tmp.write_text(text), overwrite=True)
-
-
 def bundled_model_path() -> Path:
     """The model that ships with the package."""
     return resources_dir() / BUNDLED_MODEL
-
-
-def recorded_sha256(name: str, folder: Path | None = None) -> str | None:
-    """The sha256 listed for ``name`` in ``folder/SHA256SUMS`` (default: the bundled resources)."""
-    sums = (folder or resources_dir()) / "SHA256SUMS"
-    if not sums.exists():
-        return None
-    for line in sums.read_text().splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("*") == name:
-            return parts[0]
-    return None
 
 
 @dataclass
@@ -106,9 +83,7 @@ def save_checkpoint(
         "training": training or {},
         "versions": {"napari_entrust": __version__, "torch": str(torch.__version__), "monai": str(monai.__version__)},
     }
-    path = Path(path)
-    atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=overwrite)
-    return sha256_of(path)
+    return write_state(path, state, overwrite=overwrite)
 
 
 def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> ModelBundle:
@@ -121,21 +96,15 @@ def load_checkpoint(path: str | os.PathLike | None = None, device: torch.device 
             else ""
         )
         raise EntrustError(f"{path}: model file does not exist{hint}")
-    digest = sha256_of(path)
-    expected = recorded_sha256(path.name, path.parent)  # bundled files, and any folder that keeps SHA256SUMS
-    if expected is not None and expected != digest:
-        raise EntrustError(
-            f"{path}: sha256 {digest} does not match the recorded {expected}; the file is corrupt or was replaced"
-        )
+    state, digest = read_state(path, "napari-entrust checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
         cfg = ModelConfig.from_dict(state["config"])
         net = EnTrustNet(cfg)
         net.load_state_dict(state["net"])
         calibration = CalibrationHead()
         calibration.load_state_dict(state["calibration"])
     except Exception as exc:  # noqa: BLE001 - a foreign, truncated or incompatible file
-        raise EntrustError(f"{path}: not a usable napari-entrust checkpoint ({type(exc).__name__}: {exc})") from None
+        raise EntrustError(f"{path}: not a usable napari-entrust checkpoint ({exception_reason(exc)})") from None
     net.eval()
     calibration.eval()
     bundle = ModelBundle(

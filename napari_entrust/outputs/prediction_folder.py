@@ -19,13 +19,15 @@ from ..inference.prediction import Prediction
 from ..inference.validity import ValidityReport
 from ..io import geometry
 from ..io.case import Case
-from ..io.files import check_writable, write_text
+from ..io.files import sha256_of, write_text
 from ..io.labels import CONVENTIONS, from_internal, guess_convention, to_internal, unexpected_values
 from ..io.loader import read_label_file
 from ..io.nifti import read_nifti
+from ..io.output_folder import check_output_folder, output_folder, staged, top_names
 from .catalog import SUMMARY_FILE, from_maps, maps_of, output_of, prediction_files
 
 MASK_FILE = "mask.nii.gz"
+EVALUATION_FOLDER = "evaluation"  #: where ``entrust evaluate`` writes by default, inside the prediction folder
 
 
 def write_arrays(
@@ -41,29 +43,42 @@ def write_arrays(
 
     Names are file stems of :data:`~.catalog.OUTPUTS` (``mask``, ``prob``, ``specific_t1`` …), which
     say how each is stored: label maps in ``label_convention``, ``prob`` (3, ...) and ``samples``
-    (K, ...) as 4-D files with the channel last. Nothing is written if any target exists and
+    (K, ...) as 4-D files with the channel last. The folder is written whole or not at all
+    (:func:`~..io.output_folder.output_folder`): nothing is written if it holds anything and
     ``overwrite`` is False.
     """
     out_dir = Path(out_dir)
     files = {n: out_dir / f"{n}.nii.gz" for n in maps}
     files["summary"] = out_dir / SUMMARY_FILE
-    check_writable(list(files.values()), overwrite)
-    for name, data in maps.items():
-        output, modality = output_of(name) or (None, None)
-        if output is not None and output.labels:
-            data = from_internal(data, label_convention)
-        if output is not None and output.stack:
-            data = np.moveaxis(data, 0, -1)
-        case.write(
-            data,
-            files[name],
-            overwrite=overwrite,
-            dtype=output.dtype if output else np.float32,
-            description=output.describe(modality) if output else name,
-        )
-    summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
-    write_text(files["summary"], json.dumps(summary, indent=2), overwrite=overwrite)
+    with output_folder(out_dir, overwrite=overwrite, ours=prediction_entries(files.values(), out_dir)) as staging:
+        written = staged(files, out_dir, staging)
+        for name, data in maps.items():
+            output, modality = output_of(name) or (None, None)
+            if output is not None and output.labels:
+                data = from_internal(data, label_convention)
+            if output is not None and output.stack:
+                data = np.moveaxis(data, 0, -1)
+            case.write(
+                data,
+                written[name],
+                dtype=output.dtype if output else np.float32,
+                description=output.describe(modality) if output else name,
+            )
+        summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
+        write_text(written["summary"], json.dumps(summary, indent=2))
     return files
+
+
+def prediction_entries(files, out_dir: Path) -> set[str]:
+    """What an earlier prediction in ``out_dir`` may hold, all of which ``--overwrite`` replaces: its
+    files and the evaluation ``entrust evaluate`` writes inside it by default (it was of that prediction)."""
+    return top_names(out_dir, files) | {EVALUATION_FOLDER}
+
+
+def check_prediction_folder(modalities, out_dir: str | Path, overwrite: bool) -> None:
+    """Before any work: can a prediction be written to ``out_dir``? (:func:`..io.output_folder.check_output_folder`)"""
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, overwrite, prediction_entries(prediction_files(modalities, out_dir).values(), out_dir))
 
 
 def write_prediction(
@@ -155,6 +170,22 @@ def read_output_map(
     return data
 
 
+def _check_made_from(summary: dict, case: Case, out_dir: Path) -> None:
+    """Refuse a prediction whose summary says it was made from other input files than ``case``'s
+    (same grid is not enough: another scan of the same size would pass that check)."""
+    recorded, hashes = summary.get("inputs", {}), summary.get("input_sha256", {})
+    for modality, source in case.sources.items():
+        path = Path(str(source))
+        if modality not in recorded or not path.is_file():
+            continue  # an older prediction, or a case made in memory: nothing to compare
+        if Path(str(recorded[modality])).resolve() != path.resolve():
+            raise InputError(
+                out_dir / SUMMARY_FILE, f"was made from {recorded[modality]} for {modality}, not from {path}"
+            )
+        if modality in hashes and hashes[modality] != sha256_of(path):
+            raise InputError(out_dir / SUMMARY_FILE, f"was made from another version of {path} (its sha256 differs)")
+
+
 def read_prediction(out_dir: str | Path, case: Case) -> Prediction:
     """Read back what :func:`write_prediction` wrote for ``case`` (e.g. to review a worklist case later).
 
@@ -165,6 +196,7 @@ def read_prediction(out_dir: str | Path, case: Case) -> Prediction:
     saved = load_prediction(out_dir)  # mask, prob, trustmap, samples and summary, checked against each other
     if not geometry.same_grid(saved.mask.shape, saved.affine, case.shape, case.affine):
         raise InputError(out_dir / MASK_FILE, f"is not on the grid of case {case.name} ({case.grid.path})")
+    _check_made_from(saved.summary, case, out_dir)
     maps = {"mask": saved.mask, "prob": saved.prob, "trustmap": saved.trustmap, "samples": saved.samples}
     for name in prediction_files(case.modalities, out_dir):
         if name not in maps and name != "summary":

@@ -59,6 +59,11 @@ class Phantom:
         return Case.from_arrays(self.images, self.affine, name=self.name, labels=self.labels, layout="phantom")
 
 
+def phantom_name(seed: int, domain: str = "standard") -> str:
+    """The case name of the phantom of ``seed`` in ``domain`` (known before it is generated)."""
+    return f"phantom-{seed:05d}" if domain == "standard" else f"phantom-{domain}-{seed:05d}"
+
+
 def make_phantom(
     seed: int = 0, spacing: int = 2, n_raters: int = 4, misregistration: bool | None = None, domain: str = "standard"
 ) -> Phantom:
@@ -119,7 +124,7 @@ def generate_phantom(
     raters = rate(labels, events, n_raters, rater_rng)
     yield 1.0, "done"
     return Phantom(
-        f"phantom-{seed:05d}" if domain == "standard" else f"phantom-{domain}-{seed:05d}",
+        phantom_name(seed, domain),
         seed,
         spacing,
         affine,

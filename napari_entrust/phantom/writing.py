@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ..io import labels as label_conv
-from ..io.files import atomic_write, check_writable
+from ..io.files import write_text
 from ..io.modalities import MODALITIES, MSD_ORDER, NAMING, SEPARATOR
 from ..io.nifti import write_on_grid
+from ..io.output_folder import output_folder, staged, top_names
 from ..progress import Steps, run_to_end
 from .phantom import GENERATOR_VERSION, Phantom
 
@@ -48,20 +49,28 @@ def write_phantom(
 ) -> Steps[dict[str, Path]]:
     """Write the four images, the label map and the ground truth as NIfTI (+ ``truth/phantom.json``).
 
-    Nothing is written if any target exists and ``overwrite`` is False; each file is written atomically.
+    The folder is written whole or not at all (:func:`~..io.output_folder.output_folder`): nothing is
+    written if it holds anything and ``overwrite`` is False.
     Label maps use the label values of ``fmt`` (BraTS 2021: ET = 4; BraTS 2023 and MSD: ET = 3).
     Yields progress; returns every path written.
     """
     out_dir = Path(out_dir)
     paths = phantom_paths(ph.name, out_dir, fmt, len(ph.raters))
-    check_writable(list(paths.values()), overwrite)
+    with output_folder(out_dir, overwrite=overwrite, ours=top_names(out_dir, paths.values())) as staging:
+        yield from _write_files(ph, staged(paths, out_dir, staging), paths, out_dir, fmt)
+    yield 1.0, "written"
+    return paths
+
+
+def _write_files(ph: Phantom, paths: dict[str, Path], final: dict[str, Path], out_dir: Path, fmt: str) -> Steps[None]:
+    """Every file of :func:`write_phantom` at ``paths`` (``final``: where they will be, for phantom.json)."""
     grid = ph.to_case().grid
     convention = "msd" if fmt == "msd" else fmt
     volumes = [(k, p) for k, p in paths.items() if k != "metadata"]
     for i, (key, path) in enumerate(volumes):
         yield i / len(volumes), f"writing {path.name}"
         data, dtype, description = _volume(ph, key, convention)
-        write_on_grid(data, grid, path, overwrite=overwrite, dtype=dtype, description=description)
+        write_on_grid(data, grid, path, dtype=dtype, description=description)
     meta = {
         "name": ph.name,
         "seed": ph.seed,
@@ -77,11 +86,9 @@ def write_phantom(
             name: float((ph.labels == v).sum() * ph.voxel_volume_ml) for v, name in label_conv.LABEL_NAMES.items() if v
         },
         "conflict_ml": float(ph.conflict.sum() * ph.voxel_volume_ml),
-        "files": {k: str(p.relative_to(out_dir)) for k, p in paths.items()},
+        "files": {k: str(p.relative_to(out_dir)) for k, p in final.items()},
     }
-    atomic_write(paths["metadata"], lambda tmp: tmp.write_text(json.dumps(meta, indent=2)), overwrite=overwrite)
-    yield 1.0, "written"
-    return paths
+    write_text(paths["metadata"], json.dumps(meta, indent=2))
 
 
 def _volume(ph: Phantom, key: str, convention: str) -> tuple[np.ndarray, type, str]:

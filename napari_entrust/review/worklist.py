@@ -15,11 +15,12 @@ import io
 import logging
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import EntrustError, InputError
+from ..errors import EntrustError, InputError, exception_reason
 from ..evaluation.metrics import case_ranking, dice
 from ..inference.engine import run_prediction
 from ..io.case_files import find_case_files, is_msd_image
@@ -230,32 +231,44 @@ def predict_cases(
     label_convention: str = "brats2021",
     memory_mb: float = 1024,
     load_kwargs: dict | None = None,
+    on_unexpected: Callable[[BaseException, str], object] | None = None,
 ) -> Steps[list[dict]]:
     """Predict this rank's share of ``sources`` (every ``world``-th case from ``rank``); one row per case.
 
-    A case that fails (bad files, out of memory) becomes an ``error`` row and the batch goes on;
-    each case's outputs go to ``out_dir/<case>/`` exactly as ``entrust predict`` writes them. Each
-    finished case is logged as one line.
+    A case that fails, for any reason, becomes an ``error`` row naming the stage, and the batch goes
+    on; an error that is not an input check is also passed to ``on_unexpected(exc, where)`` (the
+    CLI writes its traceback to a log and returns the log's path, named in the row). Each case's
+    outputs go to ``out_dir/<case>/`` exactly as ``entrust predict`` writes them, whole or not at
+    all. Each finished case is logged as one line.
     """
     mine = sources[rank::world]
     rows = []
     for i, source in enumerate(mine):
         output = out_dir / output_name(source)
         t = time.perf_counter()
+        stage = "loading"
         try:
             case = load_case(source, **(load_kwargs or {}))
+            stage = "predicting"
             pred = yield from rescaled(
                 run_prediction(case, bundle, sampling, memory_mb=memory_mb),
                 i / len(mine),
                 1 / len(mine),
                 f"{output.name} ({i + 1}/{len(mine)}): ",
             )
+            stage = "writing the outputs"
             write_prediction(case, pred, output, overwrite=overwrite, label_convention=label_convention)
             scores = dice(to_regions(pred.mask), case.regions()) if case.labels is not None else None
             row = case_row(pred.summary, source, output, time.perf_counter() - t, scores)
-        except (EntrustError, MemoryError, RuntimeError, OSError) as exc:  # one bad case must not stop the batch
+        except EntrustError as exc:
+            row = error_row(source, output, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad case must not stop the batch
+            where = f"{stage} {output.name}"
+            trace = on_unexpected(exc, where) if on_unexpected else None
             row = error_row(
-                source, output, f"{type(exc).__name__}: {exc}" if not isinstance(exc, EntrustError) else str(exc)
+                source,
+                output,
+                f"unexpected error while {stage} ({exception_reason(exc)})" + (f"; see {trace}" if trace else ""),
             )
         rows.append(row)
         log.info(describe_row(row))

@@ -132,3 +132,31 @@ def test_torchrun_shards_cases_and_matches_one_process(cases, tmp_path):
     assert [r["case"] for r in ranks] == [r["case"] for r in one] == ["no_contrast", "alpha"]
     for a, b in zip(ranks, one):
         assert a["case_score"] == b["case_score"] and a["dice_WT"] == b["dice_WT"]
+
+
+def test_an_unexpected_failure_in_one_case_does_not_stop_the_folder(cases, tmp_path, capsys, monkeypatch):
+    """Issue 18: an error that is no input check (here a library's ValueError) fails that case only."""
+    from napari_entrust.inference import engine
+
+    real, real_load, current = engine.draw_hypotheses, worklist.load_case, {"case": ""}
+
+    def fails_on_beta(*args, **kwargs):
+        if current["case"] == "beta":
+            raise ValueError("Expected more than 1 spatial element")
+        return (yield from real(*args, **kwargs))
+
+    def load(source, **kwargs):
+        current["case"] = Path(source).name
+        return real_load(source, **kwargs)
+
+    monkeypatch.setattr(engine, "draw_hypotheses", fails_on_beta)
+    monkeypatch.setattr(worklist, "load_case", load)
+    monkeypatch.setenv("ENTRUST_LOG_DIR", str(tmp_path / "logs"))
+    out = tmp_path / "out"
+    assert main(["predict", str(cases), "--out", str(out), *QUICK]) == 1
+    rows = {r["case"]: r for r in _read_csv(out / worklist.WORKLIST_FILE)}
+    assert rows["beta"]["status"] == "error" and "ValueError" in rows["beta"]["error"]
+    assert "predicting" in rows["beta"]["error"] and str(tmp_path / "logs") in rows["beta"]["error"]
+    assert rows["alpha"]["status"] == "ok" and (out / "alpha" / "summary.json").exists()
+    assert not (out / "beta").exists() and not list(out.glob(".beta.*"))  # no half-written case folder
+    assert "Traceback" not in capsys.readouterr().err
