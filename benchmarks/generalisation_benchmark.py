@@ -139,6 +139,17 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_header(args: argparse.Namespace, bundle) -> dict:
+    """What a results file says of its run: cases, K, S, the model's sha256 prefix and the date."""
+    return {
+        "cases": args.cases,
+        "samples": args.samples,
+        "steps": args.steps,
+        "model": bundle.sha256[:12],
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=6)
@@ -150,14 +161,7 @@ def main() -> None:
     args = parser.parse_args()
     bundle = load_checkpoint(args.model)
     sampling = SamplingConfig(samples=args.samples, steps=args.steps)
-    results = {
-        "cases": args.cases,
-        "samples": args.samples,
-        "steps": args.steps,
-        "model": bundle.sha256[:12],
-        "date": time.strftime("%Y-%m-%d"),
-        "generators": {},
-    }
+    results = {**run_header(args, bundle), "generators": {}}
     with tempfile.TemporaryDirectory(prefix="entrust-generalisation-") as tmp:
         work = args.work or Path(tmp)
         for name, kind in GENERATORS.items():
