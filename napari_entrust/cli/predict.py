@@ -63,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     case = load_case(source, **arguments.load_kwargs(args))
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
-    check_prediction_folder(bundle.config.modalities, args.out, args.overwrite)
     bar = arguments.progress_bar(f"EnTrust {case.name}")
     try:
         pred = run_to_end(run_prediction(case, bundle, sampling, memory_mb=args.memory_mb), bar)
@@ -97,8 +96,8 @@ def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig)
     ctx = distributed_context(resolve_device(args.device))
     bundle = load_checkpoint(args.model, ctx.device)
     list_path = args.out / worklist.WORKLIST_FILE
-    check_writable([list_path], args.overwrite)  # every rank checks every case, so all stop before any work
-    for n in names:
+    check_writable([list_path], args.overwrite)
+    for n in names:  # every rank checks every case, so all stop before any work
         check_prediction_folder(bundle.config.modalities, args.out / n, args.overwrite)
     rank_text = f" (rank {ctx.rank + 1} of {ctx.world})" if ctx.world > 1 else ""
     bar = arguments.progress_bar(f"EnTrust {len(sources)} cases{rank_text}")

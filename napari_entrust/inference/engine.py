@@ -11,13 +11,11 @@ bar (in a thread worker) and tests.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io.case import Case
-from ..io.files import sha256_of
 from ..io.labels import REGIONS, to_regions
 from ..model.checkpoint import ModelBundle
 from ..model.config import SamplingConfig
@@ -184,5 +182,4 @@ def _summary(
             "region_of_interest": [[[s.start, s.stop] for s in b] for b in boxes],
         },
         "inputs": {**case.sources, **({"labels": case.label_source} if case.label_source else {})},
-        "input_sha256": {m: sha256_of(p) for m, p in case.sources.items() if Path(str(p)).is_file()},
     }

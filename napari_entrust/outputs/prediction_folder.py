@@ -19,12 +19,13 @@ from ..inference.prediction import Prediction
 from ..inference.validity import ValidityReport
 from ..io import geometry
 from ..io.case import Case
-from ..io.files import sha256_of, write_text
+from ..io.files import write_text
 from ..io.labels import CONVENTIONS, from_internal, guess_convention, to_internal, unexpected_values
 from ..io.loader import read_label_file
 from ..io.nifti import read_nifti
 from ..io.output_folder import check_output_folder, output_folder, staged, top_names
 from .catalog import SUMMARY_FILE, from_maps, maps_of, output_of, prediction_files
+from .provenance import input_hashes
 
 MASK_FILE = "mask.nii.gz"
 EVALUATION_FOLDER = "evaluation"  #: where ``entrust evaluate`` writes by default, inside the prediction folder
@@ -88,9 +89,8 @@ def write_prediction(
 
     Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
     """
-    return write_arrays(
-        case, maps_of(pred), out_dir, pred.summary, overwrite=overwrite, label_convention=label_convention
-    )
+    summary = {**pred.summary, "input_sha256": _input_sha256(case)}  # so a reader can tell the inputs apart
+    return write_arrays(case, maps_of(pred), out_dir, summary, overwrite=overwrite, label_convention=label_convention)
 
 
 @dataclass
@@ -170,6 +170,11 @@ def read_output_map(
     return data
 
 
+def _input_sha256(case: Case) -> dict[str, str]:
+    """sha256 of each input file of ``case`` (inputs made in memory have none)."""
+    return {m: e["sha256"] for m, e in input_hashes(case.sources).items() if e["sha256"]}
+
+
 def _check_made_from(summary: dict, case: Case, out_dir: Path) -> None:
     """Refuse a prediction whose summary says it was made from other input files than ``case``'s
     (same grid is not enough: another scan of the same size would pass that check)."""
@@ -182,8 +187,13 @@ def _check_made_from(summary: dict, case: Case, out_dir: Path) -> None:
             raise InputError(
                 out_dir / SUMMARY_FILE, f"was made from {recorded[modality]} for {modality}, not from {path}"
             )
-        if modality in hashes and hashes[modality] != sha256_of(path):
-            raise InputError(out_dir / SUMMARY_FILE, f"was made from another version of {path} (its sha256 differs)")
+    current = _input_sha256(case) if hashes else {}
+    for modality, digest in current.items():
+        if modality in hashes and hashes[modality] != digest:
+            raise InputError(
+                out_dir / SUMMARY_FILE,
+                f"was made from another version of {case.sources[modality]} (its sha256 differs)",
+            )
 
 
 def read_prediction(out_dir: str | Path, case: Case) -> Prediction:
