@@ -61,7 +61,18 @@ def add_parser(sub) -> None:
         help="model config overrides, e.g. conflict_branch=false independence=hsic",
     )
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--cache", type=Path, help="folder to cache generated phantoms in")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        help="folder to keep prepared training cases in (phantoms and --cases); they are then read"
+        " lazily, crop by crop, so hundreds of cases train in flat memory",
+    )
+    p.add_argument(
+        "--workers",
+        type=int_at_least(0),
+        default=0,
+        help="DataLoader processes cutting training crops while the model trains (default 0: in the training process)",
+    )
     p.add_argument(
         "--domain",
         choices=DOMAINS,
@@ -133,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
                 domain=args.domain,
             ),
             bar,
-        ) + folder_cases(args.cases, cfg.spacing_mm)
+        ) + folder_cases(args.cases, cfg.spacing_mm, args.cache)
         calib_cases = run_to_end(
             generate_phantom_cases(
                 range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
@@ -142,12 +153,12 @@ def run(args: argparse.Namespace) -> int:
                 domain=args.domain,
             ),
             bar,
-        ) + folder_cases(args.calibration_cases, cfg.spacing_mm)
+        ) + folder_cases(args.calibration_cases, cfg.spacing_mm, args.cache)
     finally:
         bar.close()
     if not calib_cases:
         raise EntrustError("the calibration head needs held-out cases: --calibration-phantoms N or --calibration-cases")
-    names = ("iterations", "batch_size", "lr", "seed", "calibration_iterations", "calibration_slices")
+    names = ("iterations", "batch_size", "lr", "seed", "calibration_iterations", "calibration_slices", "workers")
     tc = TrainConfig(**chosen(args, *names))
     bar = progress_bar("training")
     started = time.time()

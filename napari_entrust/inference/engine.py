@@ -56,7 +56,7 @@ def run_prediction(
     yield 0.0, "normalising"
     volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
     _check_size(case, volume, bundle)
-    checks = [validity.geometry_checks(case.shape, case.spacing)]
+    checks = [validity.outline_check(case.images, case.spacing), validity.geometry_checks(case.shape, case.spacing)]
     if bundle.validity:
         checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
     timings["normalise_s"] = time.perf_counter() - t0

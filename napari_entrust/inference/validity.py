@@ -17,7 +17,7 @@ check score, and a check whose excess is above :data:`FLAG_EXCESS` adds a reason
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -36,6 +36,8 @@ MAX_EXCESS = 100.0  #: excess is capped so summary.json stays finite (valid JSON
 MIN_SLICE_VOXELS = 200  #: slices with fewer head voxels are not pooled
 SPACING_MM = (0.3, 7.0)  #: plausible voxel sizes
 HEAD_EXTENT_MM = (90.0, 320.0)  #: plausible field of view of a head along its largest axis
+OUTLINE_MISMATCH_LIMIT = 0.05  #: registered modalities share ≥ 95 % of the head outline (Dice)
+OUTLINE_GRID_MM = 2.0  #: head outlines are compared on a grid about this coarse (cheap on 1 mm cases)
 
 
 @dataclass
@@ -123,26 +125,26 @@ def mahalanobis_median(features: torch.Tensor | np.ndarray, mean: np.ndarray, pr
 
 
 def fit_validity(
-    net, train_volumes: Iterable[np.ndarray], reference_volumes: Iterable[np.ndarray], modalities: Sequence[str]
+    net, train_volumes: Sequence[np.ndarray], reference_volumes: Sequence[np.ndarray], modalities: Sequence[str]
 ) -> Steps[dict]:
     """Statistics for the checks below (stored in the checkpoint as ``validity``); yields progress.
 
     Mean histograms and the feature mean/covariance come from the training volumes; the limits of
     histograms and contrast from all volumes; the feature limit from the reference (calibration)
-    volumes, which the backbone never saw.
+    volumes, which the backbone never saw. The volumes are taken one at a time (a sequence may
+    read each from disk on access), so hundreds of cases need no more memory than one.
     """
     from sklearn.covariance import LedoitWolf
 
-    train_volumes, reference_volumes = list(train_volumes), list(reference_volumes)
-    if not reference_volumes:
+    if not len(reference_volumes):
         raise ValueError("input-validity limits need reference (calibration) cases")
-    everything = train_volumes + reference_volumes
+    n_train, total = len(train_volumes), len(train_volumes) + len(reference_volumes)
     descriptors, feats = [], []
-    for i, v in enumerate(everything):
+    for i in range(total):
+        v = np.array(train_volumes[i] if i < n_train else reference_volumes[i - n_train], dtype=np.float32)
         descriptors.append(intensity_descriptors(v, modalities))
         feats.append(case_features(net, torch.from_numpy(v)).numpy())
-        yield (i + 1) / len(everything), f"input statistics {i + 1}/{len(everything)}"
-    n_train = len(train_volumes)
+        yield (i + 1) / total, f"input statistics {i + 1}/{total}"
     mean_hist = {m: np.mean([d["histograms"][m] for d in descriptors[:n_train]], 0) for m in modalities}
     lw = LedoitWolf().fit(np.concatenate(feats[:n_train]).astype(np.float64))
     mean, precision = lw.location_, lw.precision_
@@ -192,6 +194,33 @@ def geometry_checks(shape: Sequence[int], spacing: Sequence[float]) -> tuple[dic
     checks["field_of_view"] = {"value": round(extent, 1), "limit": [lo, hi], "excess": round(excess, 3)}
     if excess > FLAG_EXCESS:
         reasons.append(f"field of view {extent:.0f} mm is unlike a head ({lo:.0f}–{hi:.0f} mm): is this a brain scan?")
+    return checks, reasons
+
+
+def outline_check(images: dict[str, np.ndarray], spacing: Sequence[float]) -> tuple[dict, list[str]]:
+    """Each modality's own head outline against the outline most of the others share.
+
+    Normalisation uses one head mask for all modalities, so a flipped, shifted or foreign volume
+    distorts every modality's statistics; this check names the one that does not fit.
+    """
+    from .normalize import head_mask
+
+    if len(images) < 3:
+        return {}, []
+    step = tuple(max(1, round(OUTLINE_GRID_MM / float(s))) for s in spacing)
+    masks = {m: head_mask({m: a[:: step[0], :: step[1], :: step[2]]}) for m, a in images.items()}
+    checks, reasons = {}, []
+    majority = len(masks) // 2  #: of the other modalities: 2 of 3
+    for m, own in masks.items():
+        others = np.sum([mask for k, mask in masks.items() if k != m], axis=0) >= majority
+        dice = 2 * float((own & others).sum()) / max(float(own.sum() + others.sum()), 1.0)
+        checks[f"outline_{m}"] = c = _check(1.0 - dice, OUTLINE_MISMATCH_LIMIT)
+        if c["excess"] > FLAG_EXCESS:
+            reasons.append(
+                f"{_name(m)}'s head outline matches the other modalities' on only {dice:.0%} of it (at least "
+                f"{1 - OUTLINE_MISMATCH_LIMIT:.0%} when they are registered): is it flipped, shifted or from another "
+                "scan? Other warnings may follow from it"
+            )
     return checks, reasons
 
 

@@ -9,7 +9,7 @@ from ..inference.distributed import DistributedContext
 from ..model.entrust_net import EnTrustNet
 from ..model.segdiff import Schedule, to_signed
 from ..progress import Steps
-from .cases import TrainingCase
+from .cases import AnyCase
 from .independence import independence_loss
 from .loop import TrainConfig, optimise
 
@@ -20,7 +20,7 @@ def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_backbone(
-    net: EnTrustNet, cases: list[TrainingCase], tc: TrainConfig, ctx: DistributedContext
+    net: EnTrustNet, cases: list[AnyCase], tc: TrainConfig, ctx: DistributedContext
 ) -> Steps[list[dict]]:
     """Diffusion (x0, BCE) loss + deep supervision of the modality/fused heads + independence loss."""
     cfg = net.cfg

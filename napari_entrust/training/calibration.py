@@ -16,7 +16,7 @@ from ..model.entrust_net import EnTrustNet
 from ..model.segdiff import Schedule, sample, slice_noise
 from ..model.trustmap import CalibrationHead, trust_statistics
 from ..progress import Steps
-from .cases import TrainingCase
+from .cases import AnyCase
 from .crops import CropSampler
 from .loop import TrainConfig
 
@@ -24,7 +24,7 @@ from .loop import TrainConfig
 @torch.no_grad()
 def calibration_statistics(
     net: EnTrustNet,
-    cases: list[TrainingCase],
+    cases: list[AnyCase],
     tc: TrainConfig,
     ctx: DistributedContext,
 ) -> Steps[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

@@ -20,7 +20,7 @@ from monai.transforms import (
 
 from ..io.labels import to_regions
 from ..io.modalities import MODALITIES
-from .cases import TrainingCase
+from .cases import AnyCase
 
 
 def style_augmentation(seed: int) -> Compose:
@@ -44,7 +44,7 @@ class CropSampler:
 
     def __init__(
         self,
-        cases: list[TrainingCase],
+        cases: list[AnyCase],
         context: int,
         crop: int,
         *,
@@ -60,37 +60,32 @@ class CropSampler:
         self.rng = np.random.default_rng(seed)
         self.styles = [style_augmentation(seed * 10 + m) for m in range(len(MODALITIES))]
         self.raters = np.zeros(len(cases), dtype=int)
-        # where lesion (per case and rater) and brain voxels are, found once instead of per crop
-        self._lesion = [[np.argwhere(r > 0) for r in c.raters] for c in cases]
-        self._brain = [np.argwhere(c.images[0] > 0)[::7] for c in cases]
-        # where raters disagree: the ambiguity the diffusion model must learn, sampled on purpose
-        self._disputed = [np.argwhere(c.raters.min(0) != c.raters.max(0)) for c in cases]
         self.new_epoch()
 
     def new_epoch(self) -> None:
         """Draw one rater per case for this epoch."""
-        self.raters = np.array([self.rng.integers(len(c.raters)) for c in self.cases])
+        self.raters = np.array([self.rng.integers(c.n_raters) for c in self.cases])
 
     def _one(self):
         ci = int(self.rng.integers(len(self.cases)))
         case = self.cases[ci]
-        labels = case.raters[self.raters[ci]]
-        _, nx, ny, nz = case.images.shape
+        images, labels = case.images, case.raters[self.raters[ci]]  # a stored case is opened here, per crop
+        _, nx, ny, nz = images.shape
         p = self.crop
-        lesion = self._lesion[ci][self.raters[ci]]
+        centres = case.crop_centres()  # lesion per rater, brain, and where the raters disagree
+        lesion, disputed = centres.lesion[self.raters[ci]], centres.disputed
         draw = self.rng.random()
-        if len(self._disputed[ci]) and draw < self.conflict_fraction:
-            disputed = self._disputed[ci]
+        if len(disputed) and draw < self.conflict_fraction:
             cx, cy, z = disputed[self.rng.integers(len(disputed))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
         elif len(lesion) and draw < self.conflict_fraction + self.lesion_fraction:
             cx, cy, z = lesion[self.rng.integers(len(lesion))] + np.r_[self.rng.integers(-p // 4, p // 4 + 1, 2), 0]
         else:
-            cx, cy, z = self._brain[ci][self.rng.integers(len(self._brain[ci]))]
+            cx, cy, z = (int(v) for v in centres.brain[self.rng.integers(len(centres.brain))])
         x0 = int(np.clip(cx - p // 2, 0, max(nx - p, 0)))
         y0 = int(np.clip(cy - p // 2, 0, max(ny - p, 0)))
         zs = np.clip(np.arange(z - self.context, z + self.context + 1), 0, nz - 1)
         x = np.zeros((len(MODALITIES), len(zs), p, p), np.float32)
-        patch = case.images[:, x0 : x0 + p, y0 : y0 + p][..., zs]  # (M, px, py, 2c+1)
+        patch = images[:, x0 : x0 + p, y0 : y0 + p][..., zs]  # (M, px, py, 2c+1)
         x[:, :, : patch.shape[1], : patch.shape[2]] = patch.transpose(0, 3, 1, 2)
         y = np.zeros((3, p, p), np.float32)
         reg = to_regions(labels[x0 : x0 + p, y0 : y0 + p, z])

@@ -2,7 +2,8 @@
 
 Sharing it is what makes the benchmark's baselines "trained like EnTrust". Runs in one process or
 under ``torchrun --nproc_per_node N`` with DistributedDataParallel (``gloo`` on CPU, ``nccl`` on
-GPU): each rank draws its own crops and gradients are averaged.
+GPU): each rank draws its own crops from its share of the cases and gradients are averaged.
+Crops are cut in this process or, with ``workers``, by DataLoader processes (:mod:`.crop_loader`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..inference.distributed import DistributedContext
 from ..progress import Steps
-from .cases import TrainingCase
-from .crops import CropSampler
+from .cases import AnyCase
+from .crop_loader import CropBatches, crop_batches, rank_share
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class TrainConfig:
     calibration_steps: int = 10
     probe_strength: float = 0.2
     log_every: int = 50
+    workers: int = 0  #: DataLoader processes cutting crops (0: in the training process)
 
 
 LossFn = Callable[
@@ -53,7 +55,7 @@ LossFn = Callable[
 def optimise(
     net: torch.nn.Module,
     loss_fn: LossFn,
-    cases: list[TrainingCase],
+    cases: list[AnyCase],
     context: int,
     tc: TrainConfig,
     ctx: DistributedContext,
@@ -65,15 +67,18 @@ def optimise(
 
     ``loss_fn(model, x, y, brain, generator)`` returns the loss and its named parts (for the log).
     """
-    sampler = CropSampler(
-        cases,
-        context,
-        tc.crop,
+    dataset = CropBatches(
+        rank_share(cases, ctx.rank, ctx.world, tc.seed),
+        tc.batch_size,
+        tc.iterations_per_epoch,
+        tc.seed * 1000 + ctx.rank,
+        context=context,
+        crop=tc.crop,
         lesion_fraction=tc.lesion_fraction,
         conflict_fraction=tc.conflict_fraction,
-        seed=tc.seed * 1000 + ctx.rank,
         augment=tc.augment,
     )
+    batches = crop_batches(dataset, tc.workers)
     model = net.to(ctx.device).train()
     if ctx.world > 1:
         model = DistributedDataParallel(net, find_unused_parameters=find_unused_parameters)
@@ -82,9 +87,7 @@ def optimise(
     gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
     history, running, start = [], [], time.perf_counter()
     for it in range(tc.iterations):
-        if it and it % tc.iterations_per_epoch == 0:
-            sampler.new_epoch()
-        x, y, brain = (v.to(ctx.device) for v in sampler.batch(tc.batch_size))
+        x, y, brain = (v.to(ctx.device) for v in next(batches))
         loss, parts = loss_fn(model, x, y, brain, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()

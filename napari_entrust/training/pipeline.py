@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -22,14 +23,27 @@ from ..model.trustmap import CalibrationHead
 from ..progress import Steps, rescaled
 from .backbone import train_backbone
 from .calibration import calibration_statistics, train_calibration
-from .cases import TrainingCase
+from .cases import AnyCase
 from .loop import TrainConfig
 
 log = logging.getLogger(__name__)
 BACKBONE_SHARE = 0.9  #: of the progress bar, for the backbone (the calibration statistics take the rest)
 
 
-def intensity_summary(cases: list[TrainingCase]) -> dict:
+class CaseImages(Sequence):
+    """The cases' images, each read when it is asked for (a stored case is not held in memory)."""
+
+    def __init__(self, cases: list[AnyCase]):
+        self.cases = cases
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.cases[i].images
+
+
+def intensity_summary(cases: list[AnyCase]) -> dict:
     """Per-modality spread of the normalisation statistics seen in training (for input checks)."""
     out = {}
     for i, m in enumerate(MODALITIES):
@@ -48,13 +62,9 @@ def intensity_summary(cases: list[TrainingCase]) -> dict:
     return out
 
 
-def checkpoint_statistics(
-    net: EnTrustNet, train_cases: list[TrainingCase], reference_cases: list[TrainingCase]
-) -> Steps[dict]:
+def checkpoint_statistics(net: EnTrustNet, train_cases: list[AnyCase], reference_cases: list[AnyCase]) -> Steps[dict]:
     """What a checkpoint stores about its data: intensity summary and input-validity statistics."""
-    validity = yield from fit_validity(
-        net, [c.images for c in train_cases], [c.images for c in reference_cases], net.cfg.modalities
-    )
+    validity = yield from fit_validity(net, CaseImages(train_cases), CaseImages(reference_cases), net.cfg.modalities)
     return {"intensity_stats": intensity_summary(train_cases), "validity": validity}
 
 
@@ -72,7 +82,7 @@ def _initial_model(model_cfg: ModelConfig, init: dict | None, backbone: bool) ->
 def _fit_head(
     net: EnTrustNet,
     head: CalibrationHead,
-    cases: list[TrainingCase],
+    cases: list[AnyCase],
     tc: TrainConfig,
     ctx: DistributedContext,
     start: float,
@@ -90,8 +100,8 @@ def _fit_head(
 def train(
     model_cfg: ModelConfig,
     tc: TrainConfig,
-    train_cases: list[TrainingCase],
-    calibration_cases: list[TrainingCase],
+    train_cases: list[AnyCase],
+    calibration_cases: list[AnyCase],
     *,
     device: torch.device,
     init: dict | None = None,

@@ -60,6 +60,28 @@ def test_missing_contrast_is_flagged_in_plain_language(bundle, unseen):
     assert report.flagged and any(r.startswith("T1ce looks like T1: contrast missing?") for r in report.reasons)
 
 
+def test_a_flipped_modality_is_named_first_not_blamed_on_the_others(bundle, unseen):
+    im = unseen.to_case().images
+    flipped = Case.from_arrays({**im, "flair": im["flair"][::-1].copy()}, unseen.affine, name="flipped")
+    report = _validity(flipped, bundle)
+    assert report.flagged and report.reasons[0].startswith("FLAIR's head outline matches the other modalities'")
+    assert not any("head outline" in r for r in report.reasons[1:])
+    assert report.checks["outline_flair"]["excess"] > 0.25
+    assert all(report.checks[f"outline_{m}"]["excess"] == 0 for m in ("t1", "t1ce", "t2"))
+
+
+def test_registered_modalities_of_another_generator_share_their_outline():
+    from napari_entrust.heldout.case import make_heldout_case
+    from napari_entrust.inference.validity import outline_check
+
+    case = make_heldout_case(4)  # 1 mm, LPS, other anatomy: the least tidy outlines of seeds 1-4
+    checks, reasons = outline_check(case.images, (1.0, 1.0, 1.0))
+    assert reasons == [] and all(c["excess"] == 0 for c in checks.values())
+    flipped = {**case.images, "t1ce": case.images["t1ce"][::-1]}
+    checks, reasons = outline_check(flipped, (1.0, 1.0, 1.0))
+    assert len(reasons) == 1 and reasons[0].startswith("T1ce's head outline")
+
+
 def test_a_heavily_corrupted_case_is_flagged(bundle, unseen):
     rng = np.random.default_rng(0)
     noisy = {

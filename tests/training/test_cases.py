@@ -10,7 +10,7 @@ from napari_entrust.training.cases import phantom_cases
 def test_randomised_and_standard_cases_are_cached_apart_and_read_back(tmp_path):
     standard = phantom_cases([7], spacing=4, model_spacing=4.0, cache_dir=tmp_path)
     randomised = phantom_cases([7], spacing=4, model_spacing=4.0, cache_dir=tmp_path, domain="randomised")
-    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert len(list(tmp_path.glob("*.images.npy"))) == 2
     assert standard[0].name != randomised[0].name
     assert not np.array_equal(standard[0].images, randomised[0].images)
     again = phantom_cases([7], spacing=4, model_spacing=4.0, cache_dir=tmp_path, domain="randomised")

@@ -1,4 +1,4 @@
-"""Training under torchrun: DistributedDataParallel keeps the ranks' weights identical."""
+"""Training under torchrun: DistributedDataParallel keeps the ranks' weights identical, each rank on its share."""
 
 from __future__ import annotations
 
@@ -20,4 +20,5 @@ def test_distributed_training_keeps_ranks_identical(tmp_path):
     assert ranks[0]["world"] == ranks[1]["world"] == 2
     assert ranks[0]["weights_sha256"] == ranks[1]["weights_sha256"]
     assert ranks[0]["first_loss"] != ranks[1]["first_loss"]  # each rank trained on its own crops
+    assert len(ranks[0]["share"]) == 2 and not set(ranks[0]["share"]) & set(ranks[1]["share"])  # of its own cases
     assert ranks[0]["weights_sha256"] != ranks[0]["initial_sha256"]  # and the weights did move
