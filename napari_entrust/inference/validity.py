@@ -37,7 +37,7 @@ MIN_SLICE_VOXELS = 200  #: slices with fewer head voxels are not pooled
 SPACING_MM = (0.3, 7.0)  #: plausible voxel sizes
 HEAD_EXTENT_MM = (90.0, 320.0)  #: plausible field of view of a head along its largest axis
 OUTLINE_MISMATCH_LIMIT = 0.05  #: registered modalities share ≥ 95 % of the head outline (Dice)
-OUTLINE_GRID_MM = 2.0  #: head outlines are compared on a grid about this coarse (cheap on 1 mm cases)
+OUTLINE_GRID_MM = 4.0  #: head outlines are compared on a grid about this coarse (cheap on 1 mm cases)
 
 
 @dataclass
