@@ -292,7 +292,8 @@ def write(*args, **kwargs):
     return real(*args, **kwargs)
 nifti.write_on_grid = write
 import napari_entrust.io.case as case_module
-case_module.write_on_grid = write
+import napari_entrust.phantom.writing as phantom_writing
+case_module.write_on_grid = phantom_writing.write_on_grid = write
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -306,6 +307,17 @@ def test_a_signal_while_writing_leaves_no_partial_folder_and_the_rerun_works(wor
     assert "Traceback" not in run.stderr
     no_output_left(out)
     assert main(argv) == 0 and (out / "summary.json").exists()
+
+
+@pytest.mark.parametrize(("sig", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_a_sample_is_written_leaves_no_partial_folder(tmp_path, sig, status):
+    out = tmp_path / "sample"
+    argv = ["sample", str(out), "--spacing", "4"]
+    run = subprocess.run([sys.executable, "-c", INTERRUPT, sig, *argv], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == status, run.stderr
+    assert "Traceback" not in run.stderr
+    no_output_left(out)
+    assert main(argv) == 0 and len(list(out.glob("*.nii.gz"))) >= 4
 
 
 def test_a_full_disk_leaves_no_partial_folder(world, tmp_path):
