@@ -1,8 +1,9 @@
 """Is this input like what the model was trained on? A validity score with plain-language reasons.
 
 A segmentation of an input unlike the training data can look confident and be wrong, so every
-prediction is checked, never silently: the scan's geometry (voxel size, field of view), each
-modality's intensity histogram inside the head, the contrast between modalities (is there any
+prediction is checked, never silently: the scan's geometry (voxel size, field of view), whether
+each modality's head outline matches the others' (a flipped or shifted volume), each modality's
+intensity histogram inside the head, the contrast between modalities (is there any
 enhancement on T1ce?), and the distance of the case's pooled EnFuse features from the training
 features (Mahalanobis, Ledoit-Wolf covariance). The histogram and contrast limits are the
 widest seen over the training and calibration cases; the feature limit comes from the calibration
