@@ -26,6 +26,7 @@ import torch
 
 from ..io.modalities import DISPLAY_NAMES
 from ..progress import Steps
+from .normalize import head_mask
 from .slices import encoder_input, head_box, head_voxels
 
 HISTOGRAM_RANGE = (-0.5, 2.0)  #: normalised intensities (head percentiles 0.5 / 99.5 → 0 / 1)
@@ -204,8 +205,6 @@ def outline_check(images: dict[str, np.ndarray], spacing: Sequence[float]) -> tu
     Normalisation uses one head mask for all modalities, so a flipped, shifted or foreign volume
     distorts every modality's statistics; this check names the one that does not fit.
     """
-    from .normalize import head_mask
-
     if len(images) < 3:
         return {}, []
     step = tuple(max(1, round(OUTLINE_GRID_MM / float(s))) for s in spacing)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..io.files import atomic_write, write_text
 from .crop_centres import CropCentres, find_crop_centres
 
 CENTRES = ".centres.npz"
@@ -58,15 +58,6 @@ def stored_case(folder: str | os.PathLike, key: str) -> StoredCase | None:
     return StoredCase(folder, key, meta["name"], stats, int(meta["n_raters"]))
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{''.join(path.suffixes[-1:])}")  # ranks may race
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def store_case(folder: str | os.PathLike, key: str, case) -> StoredCase:
     """Write one :class:`~.cases.TrainingCase` under ``key`` and return it, read lazily from now on."""
     folder = Path(folder)
@@ -75,9 +66,10 @@ def store_case(folder: str | os.PathLike, key: str, case) -> StoredCase:
     raters = np.ascontiguousarray(case.raters, dtype=np.uint8)
     stats = {m: [float(v) for v in s] for m, s in case.stats.items()}
     meta = {"name": case.name, "stats": stats, "n_raters": len(raters)}
-    _write_atomically(folder / f"{key}.images.npy", lambda p: np.save(p, images))
-    _write_atomically(folder / f"{key}.raters.npy", lambda p: np.save(p, raters))
-    _write_atomically(_meta_file(folder, key), lambda p: p.write_text(json.dumps(meta)))
+    # overwrite: ranks of one run may write the same case at once (the same content)
+    atomic_write(folder / f"{key}.images.npy", lambda p: np.save(p, images), overwrite=True)
+    atomic_write(folder / f"{key}.raters.npy", lambda p: np.save(p, raters), overwrite=True)
+    write_text(_meta_file(folder, key), json.dumps(meta), overwrite=True)
     centres = find_crop_centres(images, raters)
-    _write_atomically(folder / f"{key}{CENTRES}", lambda p: np.savez(p, **centres.as_arrays()))
+    atomic_write(folder / f"{key}{CENTRES}", lambda p: np.savez(p, **centres.as_arrays()), overwrite=True)
     return stored_case(folder, key)
