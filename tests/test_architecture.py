@@ -12,6 +12,7 @@ PACKAGE = ROOT / "napari_entrust"
 #: the pipeline, bottom up: a package may import itself and any package before it, never one after it
 LAYERS = (
     "errors",
+    "crash_report",
     "progress",
     "io",
     "phantom",

@@ -6,10 +6,11 @@ import argparse
 import logging
 import signal
 import sys
+import warnings
 
-from .. import __version__
+from .. import __version__, crash_report
 from ..errors import EntrustError
-from . import benchmark, crash_report, evaluate, explain, info, predict, sample, train
+from . import benchmark, evaluate, explain, info, predict, sample, train
 
 COMMANDS = (sample, info, predict, explain, train, evaluate, benchmark)
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     """``entrust COMMAND ...``: returns the exit status (2 for a problem named in one line).
 
     No traceback reaches the user: an unexpected error becomes one line naming the case and stage,
-    with the traceback in a log file (:mod:`.crash_report`). SIGTERM is handled as Ctrl-C is.
+    with the traceback in a log file (:mod:`..crash_report`). SIGTERM is handled as Ctrl-C is.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -65,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     crash_report.note(task=args.command)
     previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():  # restores the warning display when the command ends
+            warnings.showwarning = _warning_line(args.command)
+            return int(args.run(args) or 0)
     except EntrustError as exc:
         print(f"entrust {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -82,6 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _warning_line(command: str):
+    """Warnings as ``entrust COMMAND: warning: message``, one line, no source file or code line."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = str(message).strip().splitlines()[0] if str(message).strip() else category.__name__
+        print(f"entrust {command}: warning: {text}", file=file or sys.stderr)
+
+    return show
 
 
 def _main_thread() -> bool:

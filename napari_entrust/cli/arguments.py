@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import crash_report
 from ..errors import EntrustError, InputError, OutputError
 from ..io.case_files import Source
 from ..progress import Progress
-from . import crash_report
 
 if TYPE_CHECKING:
     from ..model.config import SamplingConfig

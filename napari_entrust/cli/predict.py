@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import crash_report
 from ..errors import EntrustError
 from ..inference.device import resolve_device
 from ..inference.distributed import distributed_context, finish, gather_lists
@@ -26,7 +27,7 @@ from ..model.config import SamplingConfig
 from ..outputs.prediction_folder import check_prediction_folder, write_prediction
 from ..progress import run_to_end
 from ..review import worklist
-from . import arguments, crash_report
+from . import arguments
 
 
 def add_parser(sub) -> None:

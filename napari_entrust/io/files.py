@@ -37,10 +37,10 @@ def strip_nifti_suffix(path: str | os.PathLike) -> str:
 def check_writable(paths: list[Path], overwrite: bool) -> None:
     """Refuse before writing anything if an output exists (unless ``overwrite``) or is a folder."""
     for path in paths:
-        if path.exists() and not overwrite:
-            raise OutputError(path, "already exists; refusing to overwrite it (use --overwrite / overwrite=True)")
         if path.is_dir():
             raise OutputError(path, "is a folder; cannot replace it with a file")
+        if path.exists() and not overwrite:
+            raise OutputError(path, "already exists; refusing to overwrite it (use --overwrite)")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], object], *, overwrite: bool = False) -> Path:

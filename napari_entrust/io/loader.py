@@ -24,6 +24,9 @@ from .case_files import CaseFiles, Source, find_case_files
 from .modalities import MODALITIES, MSD_ORDER, canonical_modality
 from .nifti import NiftiVolume, ReferenceGrid, read_nifti
 
+#: the least share of the reference grid's extent another modality must cover to be resampled onto it
+MIN_COVERAGE = 0.25
+
 
 class ResampledWarning(UserWarning):
     """A modality was on a different grid and has been resampled onto the reference grid."""
@@ -207,6 +210,15 @@ def _onto_reference(
             f"does not overlap the reference grid of {ref.path.name}: its extent is "
             f"{np.round(lo, 1).tolist()}..{np.round(hi, 1).tolist()} mm, the reference's "
             f"{np.round(rlo, 1).tolist()}..{np.round(rhi, 1).tolist()} mm",
+        )
+        return None
+    if overlap < MIN_COVERAGE:
+        checks.add(
+            subject,
+            "overlaps the reference grid",
+            False,
+            f"covers only {overlap:.0%} of the extent of the reference grid of {ref.path.name}; the model "
+            f"would read the other {1 - overlap:.0%} as empty (at least {MIN_COVERAGE:.0%} is needed)",
         )
         return None
     canon, canon_affine = geometry.to_canonical(vol.data, vol.affine)

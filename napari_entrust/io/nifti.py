@@ -49,7 +49,7 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
     try:
         img = nib.load(str(path))
     except Exception as exc:  # noqa: BLE001 - nibabel raises many types for foreign or damaged files
-        raise InputError(path, f"cannot be read as NIfTI ({exception_reason(exc)})") from None
+        raise InputError(path, f"cannot be read as NIfTI ({exception_reason(exc)}){_misnamed(path)}") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputError(path, f"is a {type(img).__name__}, not a NIfTI image; convert it to .nii.gz")
     _check_voxel_type(path, img.get_data_dtype())
@@ -72,10 +72,42 @@ def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> N
             path, f"is truncated or corrupt: its data cannot be decoded ({exception_reason(exc)})"
         ) from None
     if dtype is not None:
+        _check_fits(path, data, dtype)
         data = data.astype(dtype, copy=False)
     header = img.header
     has_affine = int(header["sform_code"]) > 0 or int(header["qform_code"]) > 0
     return NiftiVolume(path, data, np.asarray(img.affine, dtype=float), header, has_affine)
+
+
+def _misnamed(path: Path) -> str:
+    """A hint when the name's suffix contradicts the bytes: gzip data as ``.nii``, or plain as ``.nii.gz``."""
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(348)  # a NIfTI-1 header's size
+    except OSError:
+        return ""
+    gzipped = start[:2] == b"\x1f\x8b"
+    name = path.name.lower()
+    if gzipped and name.endswith(".nii"):
+        return "; it is gzip-compressed: rename it to end in .nii.gz"
+    if not gzipped and len(start) == 348 and name.endswith(".nii.gz"):
+        return "; it is not gzip-compressed: rename it to end in .nii"
+    return ""
+
+
+def _check_fits(path: Path, data: np.ndarray, dtype) -> None:
+    """Refuse finite values that ``dtype`` cannot hold (float64 beyond float32's range become Inf)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f" or data.dtype.itemsize <= dtype.itemsize or data.dtype.kind != "f":
+        return
+    finite = data[np.isfinite(data)]
+    limit = float(np.finfo(dtype).max)
+    if finite.size and float(np.abs(finite).max()) > limit:
+        raise InputError(
+            path,
+            f"holds values up to {float(np.abs(finite).max()):.3g}, beyond what {dtype} can hold "
+            f"({limit:.3g}); rescale the image",
+        )
 
 
 def _check_voxel_type(path: Path, dtype: np.dtype) -> None:

@@ -4,8 +4,10 @@ Every command that writes a folder (predict, explain, evaluate, benchmark, sampl
 ``.<name>.partial-<pid>-<id>`` beside the target and renames it into place once every file is
 written. On an error, Ctrl-C, SIGTERM or a full disk the sibling is removed, so a user never finds
 half a result. ``--overwrite`` swaps the old folder for the new one only once the new one is
-complete, and only when the old one holds nothing but outputs this command writes. A sibling left
-by a killed process (``kill -9``, power loss) is removed by the next run into the same target.
+complete, and only when the old one holds nothing but outputs this command writes; the swap is
+all or none, signals included. What a killed process (``kill -9``, power loss) left is cleared by
+the next run into the same target, before it checks it: half-written siblings are removed, and a
+previous result caught between the two renames of a swap is put back.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ OLD = ".replaced-"
 def check_output_folder(
     target: str | os.PathLike, overwrite: bool, ours: Collection[str], *, shared: bool = False
 ) -> Path:
-    """Before any work: refuse a target that is a file, that exists with content (unless
-    ``overwrite``), that holds entries not named in ``ours`` (which ``overwrite`` would lose), or
-    whose parent cannot be written. Returns the target as a Path.
+    """Before any work, once a killed run's leftovers are cleared: refuse a target that is a file,
+    that exists with content (unless ``overwrite``), that holds entries not named in ``ours``
+    (which ``overwrite`` would lose), or whose parent cannot be written. Returns it as a Path.
 
     ``shared``: the target is a folder others write to too (``benchmarks/results``); only the
     entries named in ``ours`` must be absent (or ``overwrite``)."""
     target = Path(target)
+    remove_stale_partials(target, ours if shared else ())
     if target.exists() and not target.is_dir():
         raise OutputError(target, "is a file; the output must be a folder")
     if shared and target.is_dir():
@@ -65,18 +68,35 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def remove_stale_partials(target: Path) -> list[Path]:
-    """Remove siblings a killed earlier run left for ``target`` (their process is gone); returns them."""
+def remove_stale_partials(target: Path, ours: Collection[str] = ()) -> list[Path]:
+    """Clear what a killed earlier run left for ``target`` (its process is gone); returns what it removed.
+
+    That is its hidden siblings, and inside a shared ``target`` the moved-aside old copies of the
+    entries in ``ours``. An old copy whose target is missing (killed between the two renames of a
+    swap) is put back instead: the previous result is never lost."""
+    places = [(target.parent, target.name)] + [(target, name) for name in ours if target.is_dir()]
     removed = []
-    if not target.parent.is_dir():
-        return removed
-    for prefix in (PARTIAL, OLD):
-        for path in target.parent.glob(f".{target.name}{prefix}*"):
-            pid = path.name[len(f".{target.name}{prefix}") :].split("-")[0]
-            if pid.isdigit() and not _running(int(pid)):
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
+    for folder, name in places:
+        if not folder.is_dir():
+            continue
+        for prefix in (PARTIAL, OLD):
+            for path in folder.glob(f".{name}{prefix}*"):
+                pid = path.name[len(f".{name}{prefix}") :].split("-")[0]
+                if not pid.isdigit() or _running(int(pid)):
+                    continue
+                if prefix == OLD and not (folder / name).exists():
+                    os.replace(path, folder / name)  # killed mid-swap: the previous result goes back
+                else:
+                    _remove(path)
+                    removed.append(path)
     return removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _running(pid: int) -> bool:
@@ -101,7 +121,6 @@ def output_folder(
     ``shared`` (see :func:`check_output_folder`): each entry written is renamed into the existing
     target instead, one after the other once all are complete; the target's other entries stay."""
     target = check_output_folder(target, overwrite, ours, shared=shared)
-    remove_stale_partials(target)
     tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging = target.parent / f".{target.name}{PARTIAL}{tag}"
     try:
@@ -111,33 +130,39 @@ def output_folder(
     try:
         yield staging
         if shared and target.is_dir():
-            for entry in sorted(staging.iterdir()):
-                _swap_in(entry, target / entry.name, target / f".{entry.name}{OLD}{tag}")
+            _swap_in([(e, target / e.name, target / f".{e.name}{OLD}{tag}") for e in sorted(staging.iterdir())])
             staging.rmdir()
         else:
-            _swap_in(staging, target, target.parent / f".{target.name}{OLD}{tag}")
+            _swap_in([(staging, target, target.parent / f".{target.name}{OLD}{tag}")])
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _swap_in(staging: Path, target: Path, old: Path) -> None:
-    """Rename ``staging`` to ``target``; an existing target is moved aside first and removed after."""
+def _swap_in(moves: list[tuple[Path, Path, Path]]) -> None:
+    """Rename each ``(staged, target, old)`` staged entry onto its target, all or none.
+
+    Existing targets are moved aside to ``old`` first and removed only once every entry is in
+    place; on any failure or signal, what was placed goes back to staging and the old ones back."""
+    aside, placed, current = [], [], None
     try:
-        if target.exists():
-            os.replace(target, old)
-        try:
-            os.replace(staging, target)
-        except OSError:
-            if old.exists():
-                os.replace(old, target)  # put the previous result back
-            raise
-    except OSError as exc:
-        raise OutputError(target, f"cannot be written ({exception_reason(exc)})") from None
-    if old.is_dir():
-        shutil.rmtree(old, ignore_errors=True)
-    elif old.exists():
-        old.unlink()
+        for staged_entry, target, old in moves:
+            current = target
+            if target.exists():
+                os.replace(target, old)
+                aside.append((old, target))
+            os.replace(staged_entry, target)
+            placed.append((target, staged_entry))
+    except BaseException as exc:
+        for target, staged_entry in reversed(placed):
+            os.replace(target, staged_entry)
+        for old, target in reversed(aside):
+            os.replace(old, target)
+        if isinstance(exc, OSError):
+            raise OutputError(current, f"cannot be written ({exception_reason(exc)})") from None
+        raise
+    for old, _target in aside:
+        _remove(old)
 
 
 def top_names(folder: str | os.PathLike, paths) -> set[str]:

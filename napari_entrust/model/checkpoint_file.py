@@ -96,6 +96,13 @@ def write_state(path: str | os.PathLike, state: dict, *, overwrite: bool = False
     return sha256_of(path)
 
 
+def _saved_by_torch(path: Path) -> bool:
+    """``torch.save`` writes a zip archive (a pickle in files of old versions)."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head == b"PK\x03\x04" or head[:1] == b"\x80"
+
+
 def read_state(path: Path, what: str) -> tuple[dict, str]:
     """The checked contents of a checkpoint file and its sha256; ``what`` names the kind in errors."""
     if not path.is_file():
@@ -109,6 +116,8 @@ def read_state(path: Path, what: str) -> tuple[dict, str]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:  # torch's message advises weights_only=False: never
+        if not _saved_by_torch(path):
+            raise EntrustError(f"{path}: not a {what} (not a file PyTorch saved)") from None
         raise EntrustError(f"{path}: not a {what} (it holds objects that cannot be loaded safely)") from None
     except Exception as exc:  # noqa: BLE001 - a foreign or truncated file
         raise EntrustError(f"{path}: not a {what} ({exception_reason(exc)})") from None

@@ -16,6 +16,7 @@ from napari.qt.threading import thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 
+from .. import crash_report
 from ..errors import Cancelled, EntrustError
 from ..inference.device import resolve_device
 from ..inference.engine import run_prediction
@@ -33,24 +34,33 @@ log = logging.getLogger(__name__)
 _STEPS = 1000  #: progress-bar resolution
 
 
-def describe_error(exc: BaseException) -> str:
-    """A notification text a user can act on."""
+def describe_error(exc: BaseException, where: str = "") -> str:
+    """A notification text a user can act on; an unexpected error's traceback goes to a log file
+    that the text names (:mod:`..crash_report`), as on the command line."""
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":  # torch's CUDA/MPS OOM
         return (
             "EnTrust ran out of memory: lower the sample count K, close other programs, or choose the cpu "
             "device if the GPU is small"
         )
-    if isinstance(exc, (EntrustError, ValueError)):
+    if isinstance(exc, EntrustError):
         return f"EnTrust: {exc}"
-    return f"EnTrust failed ({type(exc).__name__}: {exc})"
+    return f"EnTrust: {crash_report.failure_line(exc, crash_report.write_traceback(exc, where), where)}"
 
 
-def _work(model_path, device: str, stop: threading.Event, work: Callable) -> Steps[object]:
+def _work(model_path, device: str, stop: threading.Event, work: Callable, stage: list[str]) -> Steps[object]:
     """The worker body: load the model, then run ``work(bundle, should_stop)``, a generator that yields
-    progress and returns the result (built off the GUI thread)."""
-    yield 0.0, "loading the model"
+    progress and returns the result (built off the GUI thread). ``stage[0]`` is kept at the last
+    progress message, so a failure names where it happened even before the GUI has seen it."""
+    stage[0] = "loading the model"
+    yield 0.0, stage[0]
     bundle = load_checkpoint(model_path or None, resolve_device(device))
-    return (yield from work(bundle, stop.is_set))
+    steps = work(bundle, stop.is_set)
+    while True:
+        try:
+            fraction, stage[0] = next(steps)
+        except StopIteration as done:
+            return done.value
+        yield fraction, stage[0]
 
 
 class PredictionRunner:
@@ -63,6 +73,7 @@ class PredictionRunner:
         self._worker = None
         self._bar = None
         self._message = ""
+        self._stage = [""]
 
     @property
     def running(self) -> bool:
@@ -110,7 +121,9 @@ class PredictionRunner:
             "errored": self._failed,
             "finished": self._finished,
         }  # an "errored" handler also stops napari re-raising errors
-        worker = thread_worker(_work, start_thread=False, connect=handlers)(model_path, device, self._stop, work)
+        self._stage = [title]
+        run = thread_worker(_work, start_thread=False, connect=handlers)
+        worker = run(model_path, device, self._stop, work, self._stage)
         self._worker = worker
         self._on_state(True)
         self._on_status("starting")
@@ -140,7 +153,7 @@ class PredictionRunner:
             show_info("EnTrust run cancelled; nothing was changed")
             return
         log.error("EnTrust run failed", exc_info=exc)
-        text = describe_error(exc)
+        text = describe_error(exc, self._stage[0])
         self._on_status(text)
         show_error(text)
 

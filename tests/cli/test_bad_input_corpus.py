@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from napari_entrust.benchmark.report import report_files
 from napari_entrust.cli import main
 from napari_entrust.model.checkpoint import bundled_model_path, save_checkpoint
 from tests.helpers import ROOT, small_volume, write_brats_folder, write_nifti
@@ -43,6 +44,11 @@ def world(tmp_path_factory, tiny):
     nib.save(nib.Nifti1Image(rgb, eye), str(bad / "rgb.nii.gz"))
     nib.save(nib.Nifti1Image(small_volume().astype(np.complex64) * (1 + 1j), eye), str(bad / "complex.nii.gz"))
     (bad / "text.nii.gz").write_text("not an image")
+    write_nifti(bad / "huge.nii.gz", small_volume().astype(np.float64) * 1e300, eye)
+    write_nifti(bad / "slab.nii.gz", small_volume((12, 14, 10))[:, :, 4:6], eye)
+    shutil.copy(paths["t1"], bad / "gzipped.nii")  # gzip bytes under a plain name
+    nib.save(nib.load(str(paths["t1"])), str(bad / "plain.nii"))
+    shutil.copy(bad / "plain.nii", bad / "plain.nii.gz")
     (bad / "truncated.nii.gz").write_bytes(paths["t1"].read_bytes()[:200])
     write_nifti(
         bad / "far.nii.gz", small_volume(), np.diag([1.0, 1, 1, 1]) + np.array([[0, 0, 0, 500]] + [[0] * 4] * 3)
@@ -100,6 +106,10 @@ def case_args(world, name: str) -> list[str]:
         "RGB voxels": [*with_modality(world, "t1", bad / "rgb.nii.gz"), *m],
         "complex voxels": [*with_modality(world, "t1", bad / "complex.nii.gz"), *m],
         "not NIfTI": [*with_modality(world, "t2", bad / "text.nii.gz"), *m],
+        "values beyond float32": [*with_modality(world, "t2", bad / "huge.nii.gz"), *m],
+        "a slab covering a fifth of the grid": [*with_modality(world, "flair", bad / "slab.nii.gz"), *m],
+        "gzip data named .nii": [*with_modality(world, "t1", bad / "gzipped.nii"), *m],
+        "plain data named .nii.gz": [*with_modality(world, "t1", bad / "plain.nii.gz"), *m],
         "truncated file": [*with_modality(world, "t1", bad / "truncated.nii.gz"), *m],
         "grid that does not overlap": [*with_modality(world, "flair", bad / "far.nii.gz"), *m],
         "symlink loop": [*with_modality(world, "t1", bad / "loop_a.nii.gz"), *m],
@@ -120,6 +130,7 @@ def case_args(world, name: str) -> list[str]:
         "--model a folder": [case, "--model", str(root / "empty")],
         "--model truncated": [case, "--model", str(root / "truncated.pt")],
         "--model a text file": [case, "--model", str(root / "a_file")],
+        "--model a NIfTI image": [case, "--model", str(world["paths"]["t1"])],
         "--model with an altered weight": [case, "--model", str(root / "altered.pt")],
         "--model holding code": [case, "--model", str(root / "pickled.pt")],
         "--model a bundled file away from its SHA256SUMS": [case, "--model", str(root / "bundled_copy.pt")],
@@ -141,6 +152,10 @@ PREDICT_CORPUS = {
     "RGB voxels": ("colour", "rgb.nii.gz"),
     "complex voxels": ("complex", "complex.nii.gz"),
     "not NIfTI": ("NIfTI", "text.nii.gz"),
+    "values beyond float32": ("beyond what float32 can hold", "huge.nii.gz"),
+    "a slab covering a fifth of the grid": ("covers only 20%", "slab.nii.gz"),
+    "gzip data named .nii": ("rename it to end in .nii.gz", "gzipped.nii"),
+    "plain data named .nii.gz": ("rename it to end in .nii", "plain.nii.gz"),
     "truncated file": ("", "truncated.nii.gz"),
     "grid that does not overlap": ("overlap", "far.nii.gz"),
     "symlink loop": ("", "loop_a.nii.gz"),
@@ -161,6 +176,7 @@ PREDICT_CORPUS = {
     "--model a folder": ("folder", "empty"),
     "--model truncated": ("checkpoint", "truncated.pt"),
     "--model a text file": ("checkpoint", "a_file"),
+    "--model a NIfTI image": ("not a file PyTorch saved", "t1"),
     "--model with an altered weight": ("digest", "altered.pt"),
     "--model holding code": ("safely", "pickled.pt"),
     "--model a bundled file away from its SHA256SUMS": ("cannot be checked", "bundled_copy.pt"),
@@ -253,6 +269,7 @@ def test_overwrite_replaces_a_finished_prediction_only_when_the_new_one_is_compl
         (["train", "--out", "{root}/m.pt", "--config", "encoder_channels=abc", "--phantoms", "1"], "expects a value"),
         (["train", "--out", "{root}/m.pt", "--config", "colour=blue", "--phantoms", "1"], "KEY=VALUE"),
         (["sample", "{root}/taken"], "not empty"),
+        (["train", "--out", "{root}/empty", "--phantoms", "1"], "is a folder"),
         (["evaluate", "{root}/nowhere", "{root}/case"], "nowhere"),
     ],
 )
@@ -282,42 +299,85 @@ def test_an_unexpected_error_is_one_line_with_its_traceback_in_a_log(world, tmp_
 
 INTERRUPT = """
 import os, signal, sys
-import napari_entrust.io.nifti as nifti
+real, count, nth = os.replace, [0], int(sys.argv[2])
+def replace(src, dst, *args, **kwargs):
+    if ".partial-" in str(src) + str(dst):  # a file written into the staging folder, or moved out
+        count[0] += 1
+        if count[0] == nth:
+            os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real(src, dst, *args, **kwargs)
+os.replace = replace
 from napari_entrust.cli import main
-real, count = nifti.write_on_grid, [0]
-def write(*args, **kwargs):
-    count[0] += 1
-    if count[0] == 4:  # the fourth file of the prediction: the folder is half written
-        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
-    return real(*args, **kwargs)
-nifti.write_on_grid = write
-import napari_entrust.io.case as case_module
-import napari_entrust.phantom.writing as phantom_writing
-case_module.write_on_grid = phantom_writing.write_on_grid = write
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
-@pytest.mark.parametrize(("sig", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_signal_while_writing_leaves_no_partial_folder_and_the_rerun_works(world, tmp_path, sig, status):
+def interrupted(sig: str, nth: int, argv: list[str]) -> subprocess.CompletedProcess:
+    """Run ``entrust argv`` in a fresh process that sends itself ``sig`` at its ``nth`` rename of an
+    output: into the staging folder as each file is written, then out of it into place."""
+    return subprocess.run(
+        [sys.executable, "-c", INTERRUPT, sig, str(nth), *argv], capture_output=True, text=True, cwd=ROOT
+    )
+
+
+@pytest.fixture(scope="module")
+def prediction(world, tmp_path_factory):
+    """A finished prediction of the good case, in a folder of predictions, and its ground truth."""
+    root = tmp_path_factory.mktemp("evaluated")
+    pred = root / "preds" / "case"
+    assert main(["predict", str(world["case"]), "--out", str(pred), "--model", str(world["model"]), "-k", "2"]) == 0
+    shutil.copytree(world["case"], root / "truth" / "case")
+    return root
+
+
+def command_writing(command: str, world, prediction: Path, out: Path) -> tuple[list[str], int]:
+    """argv of ``command`` writing into ``out``, and which of its output files to interrupt at."""
+    quick = ["--model", str(world["model"]), "-k", "2", "-s", "2"]
+    return {
+        "predict": (["predict", str(world["case"]), "--out", str(out), *quick], 4),
+        "sample": (["sample", str(out), "--spacing", "4"], 4),
+        "explain": (["explain", str(world["case"]), "--out", str(out), *quick], 2),
+        "evaluate": (["evaluate", str(prediction / "preds"), str(prediction / "truth"), "--out", str(out)], 2),
+    }[command]
+
+
+@pytest.mark.parametrize(
+    ("command", "sig", "status"),
+    [
+        *[(c, sig, status) for c in ("predict", "sample") for sig, status in (("SIGINT", 130), ("SIGTERM", 143))],
+        ("explain", "SIGTERM", 143),
+        ("evaluate", "SIGINT", 130),
+    ],
+)
+def test_a_signal_while_writing_leaves_no_partial_folder_and_the_rerun_works(
+    world, prediction, tmp_path, command, sig, status
+):
     out = tmp_path / "out"
-    argv = ["predict", str(world["case"]), "--model", str(world["model"]), "--out", str(out), "-k", "2", "-s", "2"]
-    run = subprocess.run([sys.executable, "-c", INTERRUPT, sig, *argv], capture_output=True, text=True, cwd=ROOT)
+    argv, nth = command_writing(command, world, prediction, out)
+    run = interrupted(sig, nth, argv)
     assert run.returncode == status, run.stderr
     assert "Traceback" not in run.stderr
     no_output_left(out)
-    assert main(argv) == 0 and (out / "summary.json").exists()
+    assert main(argv) == 0 and len(list(out.iterdir())) > nth
 
 
-@pytest.mark.parametrize(("sig", "status"), [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_signal_while_a_sample_is_written_leaves_no_partial_folder(tmp_path, sig, status):
-    out = tmp_path / "sample"
-    argv = ["sample", str(out), "--spacing", "4"]
-    run = subprocess.run([sys.executable, "-c", INTERRUPT, sig, *argv], capture_output=True, text=True, cwd=ROOT)
-    assert run.returncode == status, run.stderr
+def test_a_signal_while_the_benchmark_table_is_swapped_in_keeps_the_old_table(tmp_path):
+    """The results folder is shared with other reports. A signal after the new table's first file
+    has replaced the old one leaves the previous report whole (all its files, none of the new),
+    the other reports untouched and no hidden leftovers."""
+    out, work = tmp_path / "results", tmp_path / "work"
+    argv = ["benchmark", "--cases", "1", "--methods", "entrust", "-k", "2", "-s", "2", "--work", str(work)]
+    argv += ["--out", str(out), "--overwrite"]
+    out.mkdir()
+    names = sorted(p.name for p in report_files(out).values())
+    for name in [*names, "other_report.md"]:
+        (out / name).write_text(f"the previous {name}")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    run = interrupted("SIGTERM", len(names) + 2, argv)  # every file written, the second one moving in
+    assert run.returncode == 143, run.stderr
     assert "Traceback" not in run.stderr
-    no_output_left(out)
-    assert main(argv) == 0 and len(list(out.glob("*.nii.gz"))) >= 4
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not list(tmp_path.glob(".results.*")), "a hidden partial folder was left"
 
 
 def test_a_full_disk_leaves_no_partial_folder(world, tmp_path):
@@ -384,3 +444,15 @@ def test_info_names_each_problem_once(world, capsys):
     main(["info", "-m", f"t1={world['bad'] / 'text.nii.gz'}", *with_modality(world, "t1", world["paths"]["t1"])[2:]])
     failed = [ln for ln in capsys.readouterr().out.splitlines() if "[FAIL]" in ln]
     assert len(failed) == 1 and "text.nii.gz" in failed[0], failed
+
+
+def test_a_warning_is_one_line_naming_the_file(world, tmp_path, capsys):
+    """A modality on another grid is resampled and said so in one line, not as Python's warning
+    with its source file and code line."""
+    coarse = tmp_path / "coarse_flair.nii.gz"
+    write_nifti(coarse, small_volume((6, 7, 5)), np.diag([2.0, 2.0, 2.0, 1.0]))
+    argv = ["predict", *with_modality(world, "flair", coarse), "--model", str(world["model"]), "-k", "2", "-s", "2"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    warned = [ln for ln in capsys.readouterr().err.splitlines() if "resampled" in ln]
+    assert len(warned) == 1 and warned[0].startswith("entrust predict: warning: flair: coarse_flair.nii.gz")
+    assert ".py:" not in warned[0]

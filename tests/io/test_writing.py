@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -11,6 +15,7 @@ from napari_entrust.io import geometry
 from napari_entrust.io.loader import load_case
 from napari_entrust.io.modalities import MODALITIES
 from napari_entrust.io.nifti import save_nifti
+from napari_entrust.io.output_folder import check_output_folder, output_folder
 from tests.helpers import AFFINES, write_brats_folder, write_nifti
 
 
@@ -92,3 +97,35 @@ def test_unwritable_output_location(tmp_path):
         case.write(case.images["t1"], blocker / "sub" / "out.nii.gz")
     with pytest.raises(OutputError, match="must end in .nii.gz"):
         save_nifti(nib.Nifti1Image(np.zeros((2, 2, 2)), np.eye(4)), tmp_path / "out.png.gz")
+
+
+def test_a_shared_folder_is_cleared_of_what_a_killed_run_left_and_keeps_the_rest(tmp_path):
+    """A killed run into a shared results folder can leave a moved-aside old table inside it; the
+    next run removes that, and its own staging sibling, but nothing of a run still going."""
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "table.md").write_text("old")
+    (out / "theirs.md").write_text("someone else's")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = dead.stdout.strip()
+    left = [out / f".table.md.replaced-{pid}-0badc0de", tmp_path / f".results.partial-{pid}-0badc0de"]
+    left[0].write_text("old copy")
+    left[1].mkdir()
+    running = out / f".table.md.replaced-{os.getpid()}-1234abcd"  # this process: still running
+    running.write_text("in use")
+    with output_folder(out, overwrite=True, ours={"table.md"}, shared=True) as staging:
+        (staging / "table.md").write_text("new")
+    assert not any(p.exists() for p in left) and running.exists()
+    assert (out / "table.md").read_text() == "new" and (out / "theirs.md").read_text() == "someone else's"
+
+
+def test_a_result_caught_mid_swap_by_a_killed_run_is_put_back_not_lost(tmp_path):
+    """kill -9 between moving the old result aside and moving the new one in: the next run puts
+    the old one back before it checks the target, so without --overwrite it is refused, not lost."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    old = tmp_path / f".out.replaced-{dead.stdout.strip()}-0badc0de"
+    old.mkdir()
+    (old / "mask.nii.gz").write_text("the previous mask")
+    with pytest.raises(OutputError, match="not empty"):
+        check_output_folder(tmp_path / "out", False, {"mask.nii.gz"})
+    assert (tmp_path / "out" / "mask.nii.gz").read_text() == "the previous mask" and not old.exists()

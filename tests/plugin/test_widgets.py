@@ -285,6 +285,30 @@ def test_out_of_memory_is_reported_and_the_viewer_stays_usable(make_napari_viewe
     assert run._run_button.isEnabled()
 
 
+def test_an_unexpected_error_names_the_stage_and_a_log_with_its_traceback(
+    make_napari_viewer, qtbot, monkeypatch, tmp_path
+):
+    from napari_entrust.plugin import worker as _runner
+
+    def broken(*args, **kwargs):
+        yield 0.1, "sampling hypotheses"
+        raise ZeroDivisionError("a bug")
+
+    shown = []
+    monkeypatch.setenv("ENTRUST_LOG_DIR", str(tmp_path / "logs"))
+    monkeypatch.setattr(_runner, "run_prediction", broken)
+    monkeypatch.setattr(_runner, "show_error", shown.append)
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-entrust", "phantom_2mm")
+    run, _ = _widgets(viewer)
+    run.run()
+    qtbot.waitUntil(lambda: not run._runner.running, timeout=30_000)
+    logs = list((tmp_path / "logs").glob("*.log"))
+    assert len(logs) == 1 and "Traceback" in logs[0].read_text() and "ZeroDivisionError" in logs[0].read_text()
+    assert shown and "sampling hypotheses" in shown[-1] and "a bug" in shown[-1] and str(logs[0]) in shown[-1]
+    assert run._run_button.isEnabled()
+
+
 def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-entrust", "phantom_2mm")

@@ -16,7 +16,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import exception_reason
+from .errors import exception_reason
 
 LOG_DIR_ENV = "ENTRUST_LOG_DIR"
 
