@@ -19,6 +19,7 @@ from ..io.geometry import to_canonical
 from ..io.loader import load_case, read_image_file, read_label_file
 from ..io.modalities import ALIASES, DISPLAY_NAMES
 from ..io.nifti import ReferenceGrid
+from .anatomical_view import follow_current_viewer
 from .layer_data import LayerTuple, case_layers, contrast_limits, geometry_kwargs
 
 _LABEL_WORDS = ("seg", "label", "labels", "mask")
@@ -41,7 +42,9 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerT
 def read_case(path: str | list[str]) -> list[LayerTuple]:
     """A whole case (folder or MSD file) as one layer per modality, plus its labels."""
     path = path[0] if isinstance(path, list) else path
-    return case_layers(load_case(Path(path)))
+    layers = case_layers(load_case(Path(path)))
+    follow_current_viewer()
+    return layers
 
 
 def _modality_in_name(path: Path) -> str | None:
@@ -101,4 +104,6 @@ def read_volume(path: Path) -> LayerTuple:
 def read_volumes(path: str | list[str]) -> list[LayerTuple]:
     """Single NIfTI files, one layer each."""
     paths = [Path(p) for p in (path if isinstance(path, list) else [path])]
-    return [read_volume(p) for p in paths]
+    layers = [read_volume(p) for p in paths]
+    follow_current_viewer()
+    return layers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..phantom.phantom import make_phantom
+from .anatomical_view import follow_current_viewer
 from .layer_data import LayerTuple, case_layers, geometry_kwargs
 
 
@@ -23,6 +24,7 @@ def _phantom_layers(spacing: int, seed: int = 0) -> list[LayerTuple]:
             "labels",
         )
     )
+    follow_current_viewer()
     return layers
 
 

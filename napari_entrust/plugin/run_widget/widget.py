@@ -22,6 +22,7 @@ from ...review.edits import ReviewState
 from ..layer_input import case_from_layers, layer_kind, layer_modality
 from ..layer_updates import show_layers
 from ..qt_parts import FilePicker, guarded, row
+from ..view_panel import ViewPanel
 from ..worker import PredictionRunner, result_layers, run_context
 from .worklist_panel import WorklistPanel
 
@@ -79,6 +80,7 @@ class EntrustWidget(QWidget):
         self._validity_banner.setVisible(False)
         self._runner = PredictionRunner(on_state=self._set_running, on_status=self.set_status)
         self.worklist = WorklistPanel(viewer, self.show_result)
+        self.view = ViewPanel(viewer)
         self._build_layout()
         self._run_button.clicked.connect(self.run)
         self._cancel_button.clicked.connect(self._runner.cancel)
@@ -100,6 +102,7 @@ class EntrustWidget(QWidget):
         ):
             form.addRow(label, widget)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.view)
         layout.addLayout(form)
         layout.addLayout(row(self._run_button, self._cancel_button))
         for widget in (self._status, self._validity_banner, self._summary, self.worklist):
