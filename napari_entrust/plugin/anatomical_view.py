@@ -30,7 +30,7 @@ class ViewLayout:
     order: tuple[int, ...]
     orientation2d: tuple[str, str]
     axis_labels: tuple[str, ...]
-    caption: str  #: the screen's edges in patient terms, e.g. ``axial, radiological: R | L, A top``
+    caption: str  #: e.g. ``axial, radiological: R on the left, L on the right, A at the top``
 
 
 def view_layout(view: str = "axial", convention: str = "radiological", ndim: int = 3) -> ViewLayout:

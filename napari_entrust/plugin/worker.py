@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 from napari.qt.threading import thread_worker
@@ -55,12 +56,13 @@ def _work(model_path, device: str, stop: threading.Event, work: Callable, stage:
     yield 0.0, stage[0]
     bundle = load_checkpoint(model_path or None, resolve_device(device))
     steps = work(bundle, stop.is_set)
-    while True:
-        try:
-            fraction, stage[0] = next(steps)
-        except StopIteration as done:
-            return done.value
-        yield fraction, stage[0]
+    with closing(steps):  # as ``yield from`` would: a stopped run leaves the work's contexts here
+        while True:
+            try:
+                fraction, stage[0] = next(steps)
+            except StopIteration as done:
+                return done.value
+            yield fraction, stage[0]
 
 
 class PredictionRunner:
