@@ -95,8 +95,8 @@ def train_unet(cfg: BaselineConfig, tc, cases, *, device: torch.device) -> Steps
     net = build_unet(cfg)
     start = time.perf_counter()
 
-    def loss_fn(model, x, y, brain, gen):
-        loss = F.binary_cross_entropy_with_logits(model(x.flatten(1, 2)), y)
+    def loss_fn(model, crops, gen):
+        loss = F.binary_cross_entropy_with_logits(model(crops.x.flatten(1, 2)), crops.y)
         return loss, {}
 
     with torch.enable_grad():

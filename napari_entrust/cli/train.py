@@ -20,7 +20,7 @@ from ..inference.distributed import finish
 from ..io.files import check_writable
 from ..model.checkpoint import load_checkpoint, save_checkpoint
 from ..model.checkpoint_file import record_sha256
-from ..model.config import ModelConfig
+from ..model.config import FINE_TUNABLE, ModelConfig
 from ..model.entrust_net import EnTrustNet
 from ..phantom.domain import DOMAINS
 from ..progress import run_to_end
@@ -129,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
         init = {"net": bundle.net.state_dict(), "calibration": bundle.calibration.state_dict()}
         previous = bundle
     cfg = _parse_overrides(args.config, base)
-    if init is not None and cfg != base:
-        raise EntrustError("--config cannot change the architecture of an --init checkpoint")
+    if init is not None and cfg.differs_in_architecture(base):
+        raise EntrustError(
+            f"--config cannot change the architecture of an --init checkpoint (only {', '.join(FINE_TUNABLE)})"
+        )
     check_writable([args.out], args.overwrite)
     if args.phantoms + len(args.cases) == 0:
         raise EntrustError("nothing to train on: give --phantoms N and/or --cases")

@@ -2,7 +2,7 @@
 
 Only the head's in-plane box is encoded (everything else stays 0). What comes out is kept on the
 model grid: the fused head's WT probability (for the region of interest), the feature maps users
-see (‖F_c‖, ‖F_cf‖, ‖F_u,m‖, w_m), the denoiser's conditioning for every slice, and the pooled
+see (‖F_c‖, the conflict map, ‖F_u,m‖, w_m), the denoiser's conditioning for every slice, and the pooled
 features the input-validity check compares with training.
 """
 
@@ -27,7 +27,7 @@ class Encoding:
 
     fused_wt: np.ndarray  #: the fused head's WT probability
     consensus: np.ndarray  #: ‖F_c‖
-    conflict: np.ndarray  #: ‖F_cf‖ (scaled as the sampler sees it)
+    conflict: np.ndarray  #: the conflict layer (:meth:`Features.conflict_map`)
     specific: np.ndarray  #: (M, X, Y, Z) ‖F_u,m‖
     weights: np.ndarray  #: (M, X, Y, Z) w_m
     cond: torch.Tensor  #: (Z, C, hx, hy) the denoiser's conditioning on the head's in-plane box
@@ -82,7 +82,7 @@ def encode_volume(
                 pooled.append(validity.pooled_features(full, head_3d[bx, by][..., zs].permute(2, 0, 1)))
             maps["fused_wt"][bx, by, zi] = unpad(torch.sigmoid(f.fused_logits[:, 0]))
             maps["consensus"][bx, by, zi] = unpad(channel_norm(f.consensus))
-            maps["conflict"][bx, by, zi] = unpad(channel_norm(f.conflict) * abs(sampling.conflict_scale))
+            maps["conflict"][bx, by, zi] = unpad(f.conflict_map(sampling.conflict_scale))
             specific[:, bx, by, zi] = unpad(channel_norm(f.specific, 2))
             weights[:, bx, by, zi] = unpad(f.weights)
             yield (i + len(zs)) / len(head_slices), f"encoding slices {zs[0] + 1}-{zs[-1] + 1} of {nz}"

@@ -7,6 +7,10 @@ from dataclasses import asdict, dataclass, fields
 
 from ..io.modalities import MODALITIES
 
+#: fields fine-tuning (``entrust train --init``) may change: loss weights, and the conflict head a new
+#: conflict target adds to an existing model
+FINE_TUNABLE = ("aux_weight", "independence_weight", "conflict_target_weight")
+
 
 @dataclass
 class ModelConfig:
@@ -32,6 +36,9 @@ class ModelConfig:
     independence: str = "xcov"  #: xcov | hsic | xcov+hsic
     independence_weight: float = 0.1
     aux_weight: float = 0.5  #: deep supervision of the per-modality and fused heads
+    #: > 0: a head on F_cf learns where the raters (hence the modalities) disagree, with this loss
+    #: weight, and the conflict layer shows its probability; 0: no head, the layer shows ‖F_cf‖
+    conflict_target_weight: float = 0.0
     regions: tuple[str, ...] = ("WT", "TC", "ET")
 
     def to_dict(self) -> dict:
@@ -48,6 +55,16 @@ class ModelConfig:
     @property
     def in_slices(self) -> int:
         return 2 * self.context + 1
+
+    def differs_in_architecture(self, other: ModelConfig) -> bool:
+        """Whether the two configs build networks one cannot start from the other (fine-tuning)."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return any(mine[k] != theirs[k] for k in mine if k not in FINE_TUNABLE)
+
+    @property
+    def conflict_head(self) -> bool:
+        """Whether the model has the conflict head (a target for F_cf)."""
+        return self.conflict_branch and self.conflict_target_weight > 0
 
 
 @dataclass

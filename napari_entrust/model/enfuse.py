@@ -4,7 +4,9 @@ Per modality m a MONAI UNet encodes a few neighbouring 2-D slices into features 
 them into per-pixel modality weights w_m, consensus F_c = Σ w_m P_c(f_m), specific features
 F_u,m = P_u(f_m) and a conflict map F_cf = Φ(Σ_m w_m (P_c(f_m) − F_c)²). Auxiliary heads read
 P_c(f_m) ("what modality m says") and F_c, which gives the projections a meaning and the engine a
-cheap map of where the tumour can be.
+cheap map of where the tumour can be. With ``conflict_target_weight`` > 0 a conflict head reads F_cf
+and learns where the raters disagree (the generator's disagreement events), so F_cf carries that
+signal by construction and the conflict layer is a probability a user can read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 
 from ..io.labels import REGIONS
-from .channels import channel_map, pointwise
+from .channels import channel_map, channel_norm, pointwise
 from .config import ModelConfig
 
 
@@ -30,6 +32,14 @@ class Features:
     conflict: torch.Tensor  #: (B, Ccf, H, W)
     modality_logits: torch.Tensor | None  #: (B, M, 3, H, W); only computed in training mode
     fused_logits: torch.Tensor  #: (B, 3, H, W)
+    conflict_logits: torch.Tensor | None = None  #: (B, 1, H, W) "the modalities disagree here"; with a conflict head
+
+    def conflict_map(self, conflict_scale: float = 1.0) -> torch.Tensor:
+        """(B, H, W) what the conflict layer shows: the head's probability, or ‖F_cf‖ without a head; either
+        × |scale| (F_cf as the sampler sees it: zeroed in the ablation, so the layer is too)."""
+        if self.conflict_logits is None:
+            return channel_norm(self.conflict) * abs(conflict_scale)
+        return torch.sigmoid(self.conflict_logits[:, 0]) * min(abs(conflict_scale), 1.0)
 
     def condition(self, conflict_scale: float = 1.0) -> torch.Tensor:
         """The denoiser's conditioning input: F_c, every F_u,m and F_cf (scaled for probing)."""
@@ -55,6 +65,7 @@ class EnFuse(nn.Module):
         )
         self.modality_head = nn.Conv2d(cc, len(REGIONS), 1)
         self.fused_head = nn.Conv2d(cc, len(REGIONS), 1)
+        self.conflict_head = nn.Conv2d(cfg.conflict_channels, 1, 1) if cfg.conflict_head else None
 
     def projections(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The 1×1 maps applied to every f_m, stacked: gate logit, P_c, P_u -> weight (1 + Cc + Cu, C), bias."""
@@ -97,4 +108,6 @@ class EnFuse(nn.Module):
         modality_logits = None
         if self.training:  # deep supervision only; inference does not need them
             modality_logits = torch.stack([pointwise(self.modality_head, p[:, 1 : 1 + cc]) for p in projected], 1)
-        return Features(weights, consensus, specific, conflict, modality_logits, pointwise(self.fused_head, consensus))
+        conflict_logits = None if self.conflict_head is None else pointwise(self.conflict_head, conflict)
+        fused_logits = pointwise(self.fused_head, consensus)
+        return Features(weights, consensus, specific, conflict, modality_logits, fused_logits, conflict_logits)

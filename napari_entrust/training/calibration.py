@@ -44,7 +44,7 @@ def calibration_statistics(
     n_batches = max(1, tc.calibration_slices // (batch * ctx.world))
     for i in range(n_batches):
         sampler.new_epoch()  # a fresh rater for every batch: the head learns the raters' spread
-        x, y, brain = (v.to(ctx.device) for v in sampler.batch(batch))
+        x, y, brain, _ = sampler.batch(batch).to(ctx.device)
         feats = net.features(x)
         noise = torch.stack(
             [

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import torch
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, get_worker_info
 
 from .cases import AnyCase
-from .crops import CropSampler
-
-Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+from .crops import Crops, CropSampler
 
 
 def rank_share(cases: list[AnyCase], rank: int, world: int, seed: int) -> list[AnyCase]:
@@ -36,7 +33,7 @@ class CropBatches(IterableDataset):
         self.cases, self.batch_size, self.per_epoch, self.seed = cases, batch_size, iterations_per_epoch, seed
         self.sampler_args = sampler_args
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Crops]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
         seed = self.seed if info is None else self.seed * 100 + worker + 1
@@ -49,7 +46,7 @@ class CropBatches(IterableDataset):
             iteration += workers
 
 
-def crop_batches(dataset: CropBatches, workers: int) -> Iterator[Batch]:
+def crop_batches(dataset: CropBatches, workers: int) -> Iterator[Crops]:
     """Batches from ``dataset``, made here (``workers`` = 0) or by that many DataLoader processes."""
     if workers <= 0:
         return iter(dataset)

@@ -1,10 +1,14 @@
 """Random 2-D training crops with each modality's scanner "style" (MONAI intensity transforms).
 
 A quarter of the crops are centred where raters disagree (the ambiguity the diffusion model must
-learn), most of the rest on the lesion; each epoch draws one rater per case.
+learn), most of the rest on the lesion; each epoch draws one rater per case. Each crop also says
+where its case's raters disagree: raters disagree exactly where the modalities do (the generator's
+disagreement events), which is what the conflict head learns to find.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,6 +25,20 @@ from monai.transforms import (
 from ..io.labels import to_regions
 from ..io.modalities import MODALITIES
 from .cases import AnyCase
+
+NO_RATERS = -1.0  #: ``disputed`` of a case with a single rater: unknown, left out of the conflict target
+
+
+class Crops(NamedTuple):
+    """A batch of training crops."""
+
+    x: torch.Tensor  #: (B, M, 2c+1, P, P) normalised intensities
+    y: torch.Tensor  #: (B, 3, P, P) the drawn rater's WT / TC / ET
+    brain: torch.Tensor  #: (B, P, P) bool, inside the head
+    disputed: torch.Tensor  #: (B, P, P) 1 where the case's raters disagree, 0 elsewhere, NO_RATERS if it has one
+
+    def to(self, device: torch.device) -> Crops:
+        return Crops(*(v.to(device) for v in self))
 
 
 def style_augmentation(seed: int) -> Compose:
@@ -40,7 +58,7 @@ def style_augmentation(seed: int) -> Compose:
 
 
 class CropSampler:
-    """Random training crops: (x, y, brain) with x (B, M, 2c+1, P, P) and y (B, 3, P, P)."""
+    """Random training crops (:class:`Crops`)."""
 
     def __init__(
         self,
@@ -90,16 +108,21 @@ class CropSampler:
         y = np.zeros((3, p, p), np.float32)
         reg = to_regions(labels[x0 : x0 + p, y0 : y0 + p, z])
         y[:, : reg.shape[1], : reg.shape[2]] = reg
+        d = np.full((p, p), NO_RATERS if case.n_raters < 2 else 0.0, np.float32)
+        if case.n_raters >= 2:
+            all_raters = case.raters[:, x0 : x0 + p, y0 : y0 + p, z]
+            d[: all_raters.shape[1], : all_raters.shape[2]] = all_raters.min(0) != all_raters.max(0)
         if self.augment and self.rng.random() < 0.5:  # left-right flip
-            x, y = x[..., ::-1, :].copy(), y[..., ::-1, :].copy()
-        return x, y
+            x, y, d = x[..., ::-1, :].copy(), y[..., ::-1, :].copy(), d[::-1].copy()
+        return x, y, d
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        xs, ys = zip(*(self._one() for _ in range(n)))
+    def batch(self, n: int) -> Crops:
+        xs, ys, ds = zip(*(self._one() for _ in range(n)))
         x = np.stack(xs)  # (B, M, 2c+1, P, P)
         if self.augment:  # one scanner "style" per modality per batch; background stays 0
             for m, style in enumerate(self.styles):
                 flat = x[:, m].reshape(-1, *x.shape[-2:])
                 x[:, m] = (np.asarray(style(flat), dtype=np.float32) * (flat > 0)).reshape(x[:, m].shape)
         x = torch.from_numpy(x)
-        return x, torch.from_numpy(np.stack(ys)), (x[:, :, self.context] != 0).any(1)
+        brain = (x[:, :, self.context] != 0).any(1)
+        return Crops(x, torch.from_numpy(np.stack(ys)), brain, torch.from_numpy(np.stack(ds)))

@@ -21,6 +21,7 @@ from ..inference.distributed import DistributedContext
 from ..progress import Steps
 from .cases import AnyCase
 from .crop_loader import CropBatches, crop_batches, rank_share
+from .crops import Crops
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +48,7 @@ class TrainConfig:
     workers: int = 0  #: DataLoader processes cutting crops (0: in the training process)
 
 
-LossFn = Callable[
-    [torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict[str, float]]
-]
+LossFn = Callable[[torch.nn.Module, Crops, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
 
 
 def optimise(
@@ -65,7 +64,7 @@ def optimise(
 ) -> Steps[list[dict]]:
     """Train ``net`` for ``tc.iterations`` steps; yields progress (on rank 0), returns the loss history.
 
-    ``loss_fn(model, x, y, brain, generator)`` returns the loss and its named parts (for the log).
+    ``loss_fn(model, crops, generator)`` returns the loss and its named parts (for the log).
     """
     dataset = CropBatches(
         rank_share(cases, ctx.rank, ctx.world, tc.seed),
@@ -87,8 +86,7 @@ def optimise(
     gen = torch.Generator().manual_seed(tc.seed * 7919 + ctx.rank)
     history, running, start = [], [], time.perf_counter()
     for it in range(tc.iterations):
-        x, y, brain = (v.to(ctx.device) for v in next(batches))
-        loss, parts = loss_fn(model, x, y, brain, gen)
+        loss, parts = loss_fn(model, Crops(*next(batches)).to(ctx.device), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)

@@ -71,7 +71,10 @@ def checkpoint_statistics(net: EnTrustNet, train_cases: list[AnyCase], reference
 def _initial_model(model_cfg: ModelConfig, init: dict | None, backbone: bool) -> tuple[EnTrustNet, CalibrationHead]:
     net, head = EnTrustNet(model_cfg), CalibrationHead()
     if init is not None:
-        net.load_state_dict(init["net"])
+        missing, unexpected = net.load_state_dict(init["net"], strict=False)
+        new = [k for k in missing if not k.startswith("enfuse.conflict_head.")]  # a conflict head may be added
+        if new or unexpected:
+            raise ValueError(f"the initial model does not fit this architecture ({', '.join(new + unexpected)})")
         if backbone:  # fine-tuning continues from the old head; recalibration refits it from scratch
             head.load_state_dict(init["calibration"])
     elif not backbone:

@@ -89,3 +89,16 @@ def test_recalibrating_keeps_the_backbone_and_updates_checksums(tmp_path, capsys
     assert recal.validity["fit_cases"] == {"train": 1, "reference": 1}  # refitted on the cases given
     assert main(["train", "--calibrate-only", "--out", str(tmp_path / "x.pt")]) == 2
     assert "--init" in capsys.readouterr().err
+
+
+def test_fine_tuning_can_add_a_conflict_head_but_not_change_the_architecture(tmp_path, capsys):
+    out = tmp_path / "cf.pt"
+    common = ["train", "--init", str(bundled_model_path()), "--out", str(out), "--threads", "1"]
+    assert main([*common, "--config", "encoder_channels=4,8"]) == 2
+    assert "cannot change the architecture" in capsys.readouterr().err
+    small = ["--phantoms", "1", "--calibration-phantoms", "1", "--cache", str(tmp_path), "--iterations", "3"]
+    small += ["--batch-size", "4", "--calibration-iterations", "2", "--calibration-slices", "4"]
+    assert main([*common, *small, "--config", "conflict_target_weight=0.5"]) == 0
+    tuned = load_checkpoint(out)
+    assert tuned.config.conflict_head and tuned.net.enfuse.conflict_head is not None
+    assert all("conflict" in entry for entry in tuned.training["history"])  # its loss is logged

@@ -45,10 +45,9 @@ def test_a_stored_case_reads_back_and_gives_the_same_crops_as_in_memory(tmp_path
     assert [s.name for s in stored] == [c.name for c in cases] and stored[1].stats == cases[1].stats
     assert isinstance(stored[0].images, np.memmap)  # read lazily, not held
     np.testing.assert_array_equal(stored[2].raters, cases[2].raters)
-    for (xa, ya, ba), (xb, yb, bb) in zip(batches(cases), batches(stored)):
-        np.testing.assert_array_equal(xa.numpy(), xb.numpy())
-        np.testing.assert_array_equal(ya.numpy(), yb.numpy())
-        assert bool((ba == bb).all())
+    for a, b in zip(batches(cases), batches(stored)):
+        for in_memory, read_lazily in zip(a, b):
+            np.testing.assert_array_equal(in_memory.numpy(), read_lazily.numpy())
     assert len(stored[0].crop_centres().disputed) > 0  # the disputed rim is sampled on purpose
 
 
