@@ -16,6 +16,8 @@ from pathlib import Path
 import napari
 from qtpy.QtWidgets import QApplication
 
+from napari_entrust.outputs.catalog import BY_KEY
+
 
 def wait(predicate, timeout: float = 600.0) -> None:
     app = QApplication.instance()
@@ -57,10 +59,10 @@ def main() -> None:
     napari.utils.io.imsave(str(args.out_dir / "trustmap.png"), shot)
 
     viewer.layers["TrustMap"].visible = False
-    viewer.layers["conflict F_cf"].visible = True
+    viewer.layers[BY_KEY["conflict"].layer_name()].visible = True
     napari.utils.io.imsave(str(args.out_dir / "conflict.png"), viewer.screenshot(canvas_only=False, flash=False))
 
-    viewer.layers["conflict F_cf"].visible = False
+    viewer.layers[BY_KEY["conflict"].layer_name()].visible = False
     viewer.layers["TrustMap"].visible = True
     viewer.layers["review region"].visible = True
     review.parentWidget().raise_()

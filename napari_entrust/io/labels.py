@@ -20,6 +20,10 @@ CONVENTIONS: dict[str, dict[int, int]] = {
     "msd": {0: 0, 1: ED, 2: NCR, 3: ET},
 }
 LABEL_NAMES: dict[int, str] = {0: "background", NCR: "necrotic core", ED: "oedema", ET: "enhancing tumour"}
+LABEL_ABBREVIATIONS: dict[int, str] = {NCR: "NCR", ED: "ED", ET: "ET"}
+#: fixed display colours (the usual BraTS figure colours), so a label always looks the same
+LABEL_COLOURS: dict[int, str] = {NCR: "#ff4040", ED: "#40d040", ET: "#ffe020"}
+REGION_NAMES: dict[str, str] = {"WT": "whole tumour", "TC": "tumour core", "ET": "enhancing tumour"}
 
 
 def guess_convention(values: set[int], layout: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..inference.prediction import Prediction
+from ..io.labels import LABEL_COLOURS
 from ..io.modalities import DISPLAY_NAMES
 
 SUMMARY_FILE = "summary.json"
@@ -33,12 +34,14 @@ class Output:
     per_modality: bool = False  #: a dict modality -> map: one file and one layer per modality
     stack: bool = False  #: channels first in memory (K hypotheses, 3 regions), last in the 4-D file
     labels: bool = False  #: label values, written in the chosen label convention
+    term: str = ""  #: the method's term, shown after the plain-language layer name
 
     def file_stem(self, modality: str | None = None) -> str:
         return f"{self.key}_{modality}" if self.per_modality else self.key
 
     def layer_name(self, modality: str | None = None) -> str:
-        return f"{self.layer} {DISPLAY_NAMES.get(modality, modality)}" if self.per_modality else self.layer
+        name = f"{self.layer} {DISPLAY_NAMES.get(modality, modality)}" if self.per_modality else self.layer
+        return f"{name} ({self.term})" if self.term else name
 
     def describe(self, modality: str | None = None) -> str:
         """The NIfTI header's description of one file."""
@@ -49,42 +52,64 @@ class Output:
         return f"{self.layer} {modality}" if self.per_modality else self.key
 
 
-_ADDITIVE = {"blending": "additive"}
+def label_colours() -> dict:
+    """napari's direct label colours: NCR / ED / ET in their fixed colours, background clear,
+    any other value magenta (it should not occur)."""
+    return {0: "transparent", **LABEL_COLOURS, None: "magenta"}
+
+
+def clear_at_zero(name: str, *colours: list[float]) -> dict:
+    """A colormap that is transparent at 0 and rises through ``colours`` (RGBA): the map tints only
+    where it has a value, and stays visible over bright tissue (translucent, not additive)."""
+    return {
+        "colormap": {"name": f"entrust {name}", "colors": [[0.0, 0.0, 0.0, 0.0], *colours]},
+        "blending": "translucent",
+    }
+
+
+_LABELS = {"opacity": 0.6, "colormap": label_colours()}
+_TRUST = clear_at_zero("trust", [0.55, 0.1, 0.85, 0.55], [1.0, 0.45, 0.1, 0.85], [1.0, 1.0, 0.3, 1.0])
+_WARM = clear_at_zero("warm", [0.8, 0.3, 0.1, 0.6], [1.0, 0.85, 0.3, 0.9])
+_COOL = clear_at_zero("cool", [0.1, 0.5, 0.9, 0.6], [0.5, 0.95, 1.0, 0.9])
+_GREEN = clear_at_zero("green", [0.2, 0.7, 0.3, 0.6], [0.7, 1.0, 0.6, 0.9])
 
 #: in the order the files are written; layers come in the same order, stacks last
 OUTPUTS: tuple[Output, ...] = (
-    Output("mask", "label map", np.uint8, "mask", "labels", {"opacity": 0.6}, visible=True, labels=True),
+    Output("mask", "label map", np.uint8, "mask", "labels", _LABELS, visible=True, labels=True),
     Output("prob", "p(WT),p(TC),p(ET)", stack=True),
-    Output("samples", "K hypotheses", np.uint8, "samples", "labels", {"opacity": 0.6}, stack=True, labels=True),
+    Output("samples", "K hypotheses", np.uint8, "hypotheses", "labels", _LABELS, stack=True, labels=True),
     Output(
         "trustmap",
         "TrustMap (1 = most uncertain)",
         layer="TrustMap",
         visible=True,
-        style={"colormap": "inferno", **_ADDITIVE, "contrast_limits": (0.0, 1.0), "opacity": 0.8},
+        style={**_TRUST, "contrast_limits": (0.0, 1.0)},
     ),
     Output(
         "entropy",
         "total entropy (bits), max over regions",
-        layer="entropy",
-        style={"colormap": "magma", **_ADDITIVE, "contrast_limits": (0.0, 1.0)},
+        layer="total uncertainty",
+        term="entropy",
+        style={**_WARM, "contrast_limits": (0.0, 1.0)},
     ),
     Output(
         "mutual_info",
         "mutual information, max over regions",
-        layer="mutual info",
-        style={"colormap": "magma", **_ADDITIVE},
+        layer="hypotheses disagree",
+        term="mutual information",
+        style=_WARM,
     ),
-    Output("probe", "conflict probe sensitivity", layer="probe", style={"colormap": "magma", **_ADDITIVE}),
-    Output("consensus", "|F_c|", layer="consensus F_c", style={"colormap": "viridis", **_ADDITIVE}),
-    Output("conflict", "|F_cf|", layer="conflict F_cf", style={"colormap": "plasma", **_ADDITIVE}),
-    Output("specific", "|F_u|", layer="specific F_u", per_modality=True, style={"colormap": "cividis", **_ADDITIVE}),
+    Output("probe", "conflict probe sensitivity", layer="sensitivity to conflict", term="probe", style=_WARM),
+    Output("consensus", "|F_c|", layer="shared evidence", term="F_c", style=_GREEN),
+    Output("conflict", "conflict map", layer="modalities disagree", term="F_cf", style=_COOL),
+    Output("specific", "|F_u|", layer="evidence only in", term="F_u", per_modality=True, style=_COOL),
     Output(
         "weights",
         "modality weight",
-        layer="weights",
+        layer="weight of",
+        term="w_m",
         per_modality=True,
-        style={"colormap": "gray", **_ADDITIVE, "contrast_limits": (0.0, 1.0)},
+        style={**_GREEN, "contrast_limits": (0.0, 1.0)},
     ),
 )
 BY_KEY = {o.key: o for o in OUTPUTS}

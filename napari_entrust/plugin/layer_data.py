@@ -71,7 +71,7 @@ def _limits(data: np.ndarray) -> tuple[float, float]:
     return (0.0, hi if hi > 0 else 1.0)
 
 
-def _output_layer(output: Output, data: np.ndarray, modality: str | None, place: dict, meta: dict) -> LayerTuple:
+def output_layer(output: Output, data: np.ndarray, modality: str | None, place: dict, meta: dict) -> LayerTuple:
     """One output as a layer: its name, style and role from :data:`~napari_entrust.outputs.catalog.OUTPUTS`."""
     metadata = {**meta, "entrust_role": output.role(modality), **({"entrust_modality": modality} if modality else {})}
     kwargs = {"name": output.layer_name(modality), "visible": output.visible, **output.style}
@@ -95,7 +95,7 @@ def prediction_layers(pred: Prediction, place: dict, metadata: dict, *, to_layer
         for mod in pred.specific if output.per_modality else (None,):
             data = value(pred, output, mod)
             data = np.stack([order(s) for s in data]) if output.stack else order(data)
-            out.append(_output_layer(output, data, mod, place, meta))
+            out.append(output_layer(output, data, mod, place, meta))
     return out
 
 

@@ -41,11 +41,17 @@ def set_layer(viewer: napari.Viewer, data: np.ndarray, kwargs: dict, kind: str):
     return adder(data, **kwargs)
 
 
-def show_layers(viewer: napari.Viewer, tuples: list, done: Callable[[], None] | None = None) -> None:
-    """Add or update (by name) the result layers, one per event-loop turn (GUI thread).
+def show_layers(
+    viewer: napari.Viewer,
+    tuples: list,
+    done: Callable[[], None] | None = None,
+    arrange: Callable[[], None] | None = None,
+) -> None:
+    """Add or update (by name) the result layers, one per event-loop turn (GUI thread); then
+    ``arrange`` (e.g. reorder them), in its own turn; then ``done``.
 
-    The layer list is repainted once at the end, not after each layer: with twenty layers its
-    repaint (a thumbnail per row) is 30-80 ms, every turn, and would block the viewer that long.
+    The layer list is repainted once at the end, not after each layer or move: with twenty layers
+    its repaint (a thumbnail per row) is 30-80 ms, every turn, and would block the viewer that long.
     """
     layer_list = _layer_list_view(viewer)
     paused = layer_list is not None and layer_list.updatesEnabled()
@@ -56,7 +62,8 @@ def show_layers(viewer: napari.Viewer, tuples: list, done: Callable[[], None] | 
         if paused:
             layer_list.setUpdatesEnabled(True)
 
-    apply_gradually([lambda t=t: set_layer(viewer, *t) for t in tuples], done, always=resume)
+    steps = [lambda t=t: set_layer(viewer, *t) for t in tuples] + ([arrange] if arrange is not None else [])
+    apply_gradually(steps, done, always=resume)
 
 
 def _layer_list_view(viewer: napari.Viewer):
@@ -73,8 +80,9 @@ def apply_gradually(
 ) -> None:
     """Run GUI updates one per event-loop turn, so adding many layers never freezes the viewer.
 
-    ``done`` follows the last step; ``always`` follows it too, or the step that failed (whose error
-    then goes on to napari's handler), so a clean-up is never skipped.
+    ``always`` follows the last step, or the step that failed (whose error then goes on to napari's
+    handler), so a clean-up is never skipped; ``done`` follows in the next turn (a clean-up such as
+    a repaint and the caller's own updates would add up to one long turn).
     """
     remaining = list(steps)
 
@@ -91,6 +99,17 @@ def apply_gradually(
         if always is not None:
             always()
         if done is not None:
-            done()
+            QTimer.singleShot(0, done)
 
     QTimer.singleShot(0, next_step)
+
+
+def results_in_front(viewer: napari.Viewer, names: list[str], active: str) -> None:
+    """Put the named result layers on top of the list, in that order from the top, and make
+    ``active`` the selected layer: the one napari's paint brush and Ctrl+Z act on (with two layers
+    selected napari has no active layer)."""
+    present = [viewer.layers[n] for n in names if n in viewer.layers]
+    for layer in reversed(present):
+        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    if active in viewer.layers:
+        viewer.layers.selection.active = viewer.layers[active]

@@ -68,9 +68,16 @@ def _work(model_path, device: str, stop: threading.Event, work: Callable, stage:
 class PredictionRunner:
     """One prediction at a time for a widget."""
 
-    def __init__(self, *, on_state: Callable[[bool], None], on_status: Callable[[str], None]):
+    def __init__(
+        self,
+        *,
+        on_state: Callable[[bool], None],
+        on_status: Callable[[str], None],
+        on_progress: Callable[[float, str], None] | None = None,
+    ):
         self._on_state = on_state
         self._on_status = on_status
+        self._on_progress = on_progress
         self._stop = threading.Event()
         self._worker = None
         self._bar = None
@@ -148,6 +155,8 @@ class PredictionRunner:
                 self._message = message
                 bar.set_description(message)
         self._on_status(f"{fraction:.0%} {message}")
+        if self._on_progress is not None:
+            self._on_progress(fraction, message)
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, Cancelled):

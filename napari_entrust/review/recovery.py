@@ -2,6 +2,8 @@
 
 After every edit the corrected label map and the edit log are written (atomically) to a recovery
 file named after the case's inputs; opening the same case again finds it and offers to restore it.
+Once per prediction, the result maps the review needs (TrustMap, conflict, hypotheses, per-modality
+maps) go to a second file beside it, so a restore can go on where the review stopped.
 Files live in the user cache folder (``ENTRUST_RECOVERY_DIR`` overrides it), never beside the data.
 """
 
@@ -96,8 +98,35 @@ def load_recovery(path: str | os.PathLike) -> Recovery:
     return Recovery(path, labels, record, predicted, decided)
 
 
+def prediction_path(key: str) -> Path:
+    """The file holding the result maps of a case's last prediction."""
+    return recovery_dir() / f"{key}.prediction.npz"
+
+
+def save_prediction(key: str, maps: dict[str, np.ndarray], header: dict) -> Path:
+    """Write (replace) the result maps of a case's prediction, by name, with a JSON ``header``."""
+    buf = io.BytesIO()
+    text = json.dumps(header, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    arrays = {f"map:{k}": v for k, v in maps.items()}
+    np.savez_compressed(buf, header=np.frombuffer(text.encode(), dtype=np.uint8), **arrays)
+    return atomic_write(prediction_path(key), lambda tmp: Path(tmp).write_bytes(buf.getvalue()), overwrite=True)
+
+
+def load_prediction(key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """The result maps and header :func:`save_prediction` wrote, or None (none, or unreadable)."""
+    path = prediction_path(key)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(z["header"].tobytes().decode())
+            return {k[4:]: z[k] for k in z.files if k.startswith("map:")}, header
+    except Exception:  # noqa: BLE001 - a damaged file: the restore then brings the mask only
+        return None
+
+
 def discard(key: str) -> None:
-    """Remove a case's recovery file (after a save, or when the user declines to restore it)."""
-    path = recovery_path(key)
-    if path.exists():
-        path.unlink()
+    """Remove a case's recovery files (after a save, or when the user declines to restore them)."""
+    for path in (recovery_path(key), prediction_path(key)):
+        if path.exists():
+            path.unlink()

@@ -32,7 +32,6 @@ class UncertainRegion:
     centre: tuple[float, float, float]  #: voxel coordinates of the centroid
     pattern: dict[str, float]  #: modality -> share of the evidence (sums to 1)
     conflict_ratio: float  #: mean ‖F_cf‖ here / median ‖F_cf‖ over the head
-    reviewed: bool = False
 
     def indices(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Full-volume voxel indices of the region (for ``data_setitem``)."""

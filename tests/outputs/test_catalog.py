@@ -43,8 +43,8 @@ def test_files_and_layers_are_named_by_the_table(tmp_path):
     names = [kwargs["name"] for _, kwargs, _ in layers]
     roles = [kwargs["metadata"]["entrust_role"] for _, kwargs, _ in layers]
     assert len(set(names)) == len(names) == len(set(roles))
-    assert names[0] == "mask" and names[-1] == "samples"  # the 4-D stack last: it makes the viewer 4-D
+    assert names[0] == "mask" and names[-1] == "hypotheses"  # the 4-D stack last: it makes the viewer 4-D
     assert [n for n, (_, kw, _) in zip(names, layers) if kw["visible"]] == ["mask", "TrustMap"]
-    assert "specific F_u FLAIR" in names and "prob" not in roles  # prob is a file, not a layer
+    assert "evidence only in FLAIR (F_u)" in names and "prob" not in roles  # prob is a file, not a layer
     samples = layers[-1]
     assert samples[0].shape == (2, 4, 5, 3) and samples[1]["scale"] == (1.0, 1, 1, 1)

@@ -4,36 +4,59 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from napari_entrust.io.geometry import to_canonical
-from napari_entrust.io.labels import from_internal
+from napari_entrust.io.labels import LABEL_COLOURS, from_internal
 from napari_entrust.plugin.reader import get_reader
+from napari_entrust.plugin.review_widget import save_panel
 from napari_entrust.plugin.review_widget.save_panel import recovery_key
 from napari_entrust.review import recovery
 
 napari = pytest.importorskip("napari")
+from napari.utils.colormaps.standardize_color import transform_color  # noqa: E402
+
+
+def to_rgba(colour: str) -> list[float]:
+    return list(transform_color(colour)[0])
+
 
 RESULT_LAYERS = [
     "mask",
-    "samples",
+    "hypotheses",
     "TrustMap",
-    "entropy",
-    "mutual info",
-    "probe",
-    "consensus F_c",
-    "conflict F_cf",
-    *[f"specific F_u {m}" for m in ("T1", "T1ce", "T2", "FLAIR")],
-    *[f"weights {m}" for m in ("T1", "T1ce", "T2", "FLAIR")],
+    "total uncertainty (entropy)",
+    "hypotheses disagree (mutual information)",
+    "sensitivity to conflict (probe)",
+    "shared evidence (F_c)",
+    "modalities disagree (F_cf)",
+    *[f"evidence only in {m} (F_u)" for m in ("T1", "T1ce", "T2", "FLAIR")],
+    *[f"weight of {m} (w_m)" for m in ("T1", "T1ce", "T2", "FLAIR")],
 ]
 
 
 @pytest.fixture(autouse=True)
 def _recovery_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("ENTRUST_RECOVERY_DIR", str(tmp_path / "recovery"))
+
+
+@pytest.fixture(autouse=True)
+def close_answers(monkeypatch):
+    """What the "unsaved corrections" question is answered (the viewers close at teardown): discard."""
+    asked = []
+
+    def answer(parent, case):
+        asked.append(case)
+        return asked.answers.pop(0) if asked.answers else "discard"
+
+    asked = type("Asked", (list,), {})()
+    asked.answers = []
+    monkeypatch.setattr(save_panel, "ask_about_unsaved", answer)
+    return asked
 
 
 def _widgets(viewer):
@@ -57,7 +80,7 @@ def opened_sample(make_napari_viewer, qtbot):
     return viewer, run, review
 
 
-def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path):
+def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path, close_answers, monkeypatch):
     viewer, run, review = opened_sample
     assert {mod: run._pickers[mod].currentText() for mod in run._pickers} == {
         "t1": "T1",
@@ -70,13 +93,23 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
     t1 = viewer.layers["T1"]
     for name in RESULT_LAYERS:
         layer = viewer.layers[name]
-        expected = (2, *t1.data.shape) if name == "samples" else t1.data.shape
+        expected = (2, *t1.data.shape) if name == "hypotheses" else t1.data.shape
         assert layer.data.shape == expected, name
         np.testing.assert_allclose(layer.scale[-3:], t1.scale)
         np.testing.assert_allclose(layer.translate[-3:], t1.translate)
         assert layer.visible == (name in ("mask", "TrustMap")), name
     assert viewer.layers["TrustMap"].contrast_limits == [0.0, 1.0]
-    assert "case uncertainty score" in run._summary.text() and "WT:" in run._summary.text()
+    assert "case uncertainty score" in run._summary.text() and "WT (whole tumour):" in run._summary.text()
+    # readable results: TrustMap then mask on top of the list, the mask selected (paint and undo act on it)
+    assert [layer.name for layer in viewer.layers][-2:] == ["mask", "TrustMap"]
+    assert viewer.layers.selection.active.name == "mask"
+    # the BraTS labels in fixed colours, named in the legend; maps clear where they are 0
+    colours = viewer.layers["mask"].colormap.map([1, 2, 4])
+    np.testing.assert_allclose(colours, [to_rgba(LABEL_COLOURS[v]) for v in (1, 2, 4)], atol=1e-6)
+    assert all(word in run.legend.text() for word in ("NCR", "ED", "ET", "oedema"))
+    for name in ("TrustMap", "modalities disagree (F_cf)", "shared evidence (F_c)", "weight of T1 (w_m)"):
+        layer = viewer.layers[name]
+        assert layer.colormap.map([0.0])[0][3] == 0.0 and layer.blending == "translucent", name
 
     regions = review.regions.find_regions()
     assert regions and review.regions.table.rowCount() == len(regions)
@@ -86,7 +119,7 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
 
     # pick a region where hypothesis 2 differs from the mask, adopt it there only
     mask = viewer.layers["mask"]
-    samples = np.asarray(viewer.layers["samples"].data)
+    samples = np.asarray(viewer.layers["hypotheses"].data)
     before = np.array(mask.data, copy=True)
     row = next(i for i, r in enumerate(regions) if (samples[1][r.indices()] != before[r.indices()]).any())
     region = regions[row]
@@ -100,13 +133,41 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
     assert (after[~inside] == before[~inside]).all()  # nothing changed outside the region
     np.testing.assert_array_equal(after[inside], samples[1][inside])
     assert review.regions.table.item(row, 4).text() == "yes"
+    changed = int((after != before).sum())
+    assert f"{changed} voxels changed" in review.status.text()  # adopt says what it did
+    state = review.session.state()
+    review.edits.erase()  # a second edit, then both undone with napari's undo (Ctrl+Z)
+    assert [e.action for e in state.edits] == ["adopt", "erase"]
+    mask.undo()
     mask.undo()
     np.testing.assert_array_equal(mask.data, before)
+    # the review state moved with the mask: not reviewed, no edits logged, nothing held fixed
+    assert review.regions.table.item(row, 4).text() == "no"
+    assert state.edits == [] and not state.fixed(np.asarray(mask.data)).any()
     mask.redo()
     np.testing.assert_array_equal(mask.data[inside], samples[1][inside])
+    assert [e.action for e in state.edits] == ["adopt"] and review.regions.table.item(row, 4).text() == "yes"
+    assert state.fixed(np.asarray(mask.data))[inside].all()
 
-    # save: NIfTI equal to the layer on the input's grid, sidecar with provenance
-    out, sidecar = review.saving.save(tmp_path / "corrected.nii.gz")
+    # closing the window with unsaved corrections asks; Cancel keeps it open
+    close_answers.answers.append("cancel")
+    viewer.window._qt_window.close()
+    assert len(close_answers) == 1 and viewer.window._qt_window.isVisible()
+
+    # save: the dialog proposes a name from the case; NIfTI equal to the layer on the input's grid,
+    # sidecar with provenance; the next save proposes the folder saved to
+    proposed = []
+
+    def dialog(parent, title, path, filters):
+        proposed.append(Path(path))
+        return str(tmp_path / "corrected.nii.gz"), filters
+
+    monkeypatch.setattr(save_panel.QFileDialog, "getSaveFileName", dialog)
+    review.saving.save_button.click()
+    case = mask.metadata["entrust_case"]
+    assert proposed[0].name == f"{case}_entrust_corrected.nii.gz"
+    assert review.saving.suggested_path() == tmp_path / proposed[0].name and not review.saving.unsaved()
+    out, sidecar = tmp_path / "corrected.nii.gz", tmp_path / "corrected.json"
     img = nib.load(out)
     grid = viewer.layers["T1"].metadata["entrust_grid"]
     np.testing.assert_allclose(img.affine, np.asarray(grid["affine"]))
@@ -237,12 +298,16 @@ def test_cancel_stops_quickly_and_leaves_the_viewer_unchanged(opened_sample, qtb
     run._steps.setValue(50)
     run.run()
     qtbot.waitUntil(lambda: "sampling" in run._status.text(), timeout=60_000)
+    # the widget's own bar shows the stage, and how long is left once a little is done
+    qtbot.waitUntil(lambda: "left" in run.progress.format(), timeout=60_000)
+    assert run.progress.isVisible() and "sampling" in run.progress.format() and run.progress.value() > 0
     t0 = time.perf_counter()
     run._cancel_button.click()
     qtbot.waitUntil(lambda: run._run_button.isEnabled(), timeout=5_000)
     assert time.perf_counter() - t0 < 1.0
     assert "cancelled" in run._status.text()
     assert [layer.name for layer in viewer.layers] == names
+    assert not run.progress.isVisible() and run.progress.value() == 0  # reset after Cancel
 
 
 def test_errors_become_notifications_and_the_viewer_stays_usable(make_napari_viewer, qtbot, monkeypatch):
@@ -316,7 +381,7 @@ def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp
     _run(qtbot, run, samples=2, steps=3)
     regions = review.regions.find_regions()
     mask = viewer.layers["mask"]
-    samples = np.asarray(viewer.layers["samples"].data)
+    samples = np.asarray(viewer.layers["hypotheses"].data)
     row = next(i for i, r in enumerate(regions) if (samples[1][r.indices()] != mask.data[r.indices()]).any())
     review.regions.select(row)
     review.edits.adopt(1)
@@ -344,6 +409,7 @@ def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp
         timeout=5_000,
     )
     saved = recovery.load_recovery(recovery.find_recovery(key)).labels
+    review.saving.keeping.join(30)  # the resampled prediction's layers, written beside the autosave
     other = make_napari_viewer()
     _, review2 = other.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty")
     assert not review2.saving.restore_button.isVisibleTo(review2)
@@ -354,6 +420,17 @@ def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp
     np.testing.assert_array_equal(other.layers["mask"].data, saved)
     np.testing.assert_allclose(other.layers["mask"].scale, other.layers["T1"].scale)
     assert [e.action for e in review2.session.state().edits][-1] == "restore"
+    # the prediction's layers came back too: the review goes on where it stopped
+    assert "restored" in review2.status.text() and "prediction's layers" in review2.status.text()
+    for name in ("TrustMap", "modalities disagree (F_cf)", "hypotheses", "weight of T1 (w_m)"):
+        np.testing.assert_array_equal(other.layers[name].data, viewer.layers[name].data)
+    assert review2.regions.find_regions()
+    # a new run holds the restored corrections fixed instead of running over them
+    _, run2 = other.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
+    _run(qtbot, run2, samples=2, steps=3)
+    assert "held fixed" in run2._status.text(), run2._status.text()
+    np.testing.assert_array_equal(other.layers["mask"].data[fixed], saved[fixed])
+    assert [e.action for e in review2.session.state().edits][-2:] == ["restore", "run"]
     # saving the corrected mask removes the recovery file (the work is now safe on disk)
     review2.saving.save(tmp_path / "restored.nii.gz")
     assert recovery.find_recovery(key) is None
@@ -385,7 +462,7 @@ def test_worklist_next_case_then_explain_a_region(make_napari_viewer, qtbot, bra
         saved = nib.load(str(tmp_path / "out" / name / "mask.nii.gz"))
         expected, _ = to_canonical(np.asarray(saved.dataobj), saved.affine)
         np.testing.assert_array_equal(viewer.layers["mask"].data, expected)  # the saved result, as a run shows it
-        assert {"T1", "T1ce", "T2", "FLAIR", "TrustMap", "samples"} <= {layer.name for layer in viewer.layers}
+        assert {"T1", "T1ce", "T2", "FLAIR", "TrustMap", "hypotheses"} <= {layer.name for layer in viewer.layers}
     run.worklist.open_next_case()
     assert run.worklist.status.text() == "worklist done"
 
@@ -400,6 +477,9 @@ def test_worklist_next_case_then_explain_a_region(make_napari_viewer, qtbot, bra
     assert layer.data.shape == viewer.layers["mask"].data.shape and layer.data.max() > 0
     np.testing.assert_allclose(layer.scale, viewer.layers["mask"].scale)
     assert "Deletion AUC" in review.explaining.text.text()
+    source = Path(viewer.layers["T1"].metadata["source"])  # Save proposes the case's folder and name
+    case = viewer.layers["mask"].metadata["entrust_case"]
+    assert review.saving.suggested_path() == source.parent / f"{case}_entrust_corrected.nii.gz"
     all_modalities = float(layer.data.sum())
     review.explaining.attribution_modality.setCurrentIndex(2)  # T1ce alone: one part of the sum, updated in place
     assert viewer.layers["attribution"] is layer and 0 < float(layer.data.sum()) < all_modalities

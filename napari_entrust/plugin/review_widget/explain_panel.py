@@ -13,7 +13,7 @@ from ...explain.explanation import Explanation, caveat, explain
 from ...io.labels import region_votes
 from ...io.modalities import DISPLAY_NAMES, MODALITIES
 from ...model.config import SamplingConfig
-from ...outputs.catalog import OUTPUTS, from_maps
+from ...outputs.catalog import OUTPUTS, clear_at_zero, from_maps
 from ...review.regions import UncertainRegion
 from ..layer_input import case_from_layers
 from ..layer_updates import set_layer
@@ -22,6 +22,36 @@ from .session import ReviewSession
 
 ATTRIBUTION = "attribution"
 ALL_MODALITIES = "all modalities"
+
+
+def explanation_lines(region: UncertainRegion, result: Explanation) -> list[str]:
+    """The explanation in words: per modality its share (the bars) beside its effect on the TrustMap,
+    each said once what it measures, then how faithful the maps are."""
+    shares, effects = result.shares["fused"], result.effects
+    lines = [
+        f"Region {region.number} ({result.summary['region_channel']}). Per modality: its share of the "
+        "attribution (the bars; they sum to 100 %) and, when it is replaced by healthy tissue here, the "
+        "change of the region's mean TrustMap (negative: the model becomes surer without it)."
+    ]
+    for m in MODALITIES:
+        if m in shares:
+            effect = f", TrustMap {effects[m]['trustmap_change']:+.2f}" if m in effects else ""
+            lines.append(f"  {DISPLAY_NAMES.get(m, m)}: {shares[m]:.0%} of the attribution{effect}")
+    f = result.faithfulness
+    aucs = {m: f[m]["deletion_auc"] for m in ("fused", "gradient", "intervention", "random")}
+    lines.append(
+        "Deletion AUC (the region's score, 1 for the image as it is and 0 with every input at healthy "
+        "tissue, averaged as the most attributed voxels are replaced first; lower = more faithful, "
+        "'random' is the floor to beat): " + ", ".join(f"{m} {v:.3f}" for m, v in aucs.items()) + "."
+    )
+    if min(aucs.values()) < 0:
+        lines.append(
+            "A negative AUC means the score fell below its all-healthy value part way (replacing only "
+            "some voxels changed the prediction more than replacing all): read it as very faithful, "
+            "with an interaction between voxels."
+        )
+    lines.append(f"Off-target share {f['fused']['leakage']:.0%}, robustness {f['fused']['robustness']:.2f}.")
+    return lines
 
 
 class ExplainPanel(QWidget):
@@ -46,8 +76,12 @@ class ExplainPanel(QWidget):
         layout.addWidget(self.explain_button)
         for bar in self.bars.values():
             layout.addWidget(bar)
-        layout.addLayout(row(QLabel("attribution layer"), self.attribution_modality))
+        choice = row(QLabel("attribution layer"), self.attribution_modality)
+        layout.addLayout(choice)
         layout.addWidget(self.text)
+        self._result_parts = [*self.bars.values(), self.attribution_modality, choice.itemAt(0).widget()]
+        for part in self._result_parts:  # nothing to show before a region is explained
+            part.setVisible(False)
         self.explain_button.clicked.connect(self.explain_selected)
         self.attribution_modality.currentIndexChanged.connect(self.show_attribution)
         session.on_running.append(lambda running: self.explain_button.setEnabled(not running))
@@ -109,19 +143,9 @@ class ExplainPanel(QWidget):
         shares = result.shares["fused"]
         for mod, bar in self.bars.items():
             bar.setValue(round(100 * shares.get(mod, 0.0)))
-        lines = [f"Region {region.number} ({result.summary['region_channel']}): share of the fused attribution above."]
-        if result.effects:
-            lines.append(
-                "Replacing one modality by healthy tissue here changes the TrustMap by "
-                + ", ".join(f"{DISPLAY_NAMES.get(m, m)} {e['trustmap_change']:+.2f}" for m, e in result.effects.items())
-                + "."
-            )
-        f = result.faithfulness
-        lines.append(
-            "Deletion AUC (lower = more faithful): "
-            + ", ".join(f"{m} {f[m]['deletion_auc']:.3f}" for m in ("fused", "gradient", "intervention", "random"))
-            + f"; off-target {f['fused']['leakage']:.0%}, robustness {f['fused']['robustness']:.2f}."
-        )
+        for part in self._result_parts:
+            part.setVisible(True)
+        lines = explanation_lines(region, result)
         warning = caveat(result.summary)
         if warning:
             lines.append(f"Note: {warning[0].upper()}{warning[1:]}.")
@@ -140,9 +164,8 @@ class ExplainPanel(QWidget):
         hi = float(data.max()) if data.max() > 0 else 1.0
         kwargs = {
             "name": ATTRIBUTION,
-            "colormap": "turbo",
-            "blending": "additive",
-            "opacity": 0.7,
+            **clear_at_zero("attribution", [0.2, 0.4, 1.0, 0.6], [1.0, 0.3, 0.2, 0.95]),
+            "opacity": 0.8,
             "contrast_limits": (0.0, hi),
             "metadata": {"entrust_role": "attribution"},
             "scale": mask.scale,

@@ -89,9 +89,11 @@ class RegionsPanel(QWidget):
 
     def fill_table(self) -> None:
         regions = self.session.regions
+        state = self.session.state() if regions else None
         self.table.setRowCount(len(regions))
         for row, r in enumerate(regions):
-            values = (str(r.number), f"{r.size_ml:.2f}", f"{r.mean_trust:.2f}", r.why, "yes" if r.reviewed else "no")
+            reviewed = "yes" if state.reviewed(r) else "no"
+            values = (str(r.number), f"{r.size_ml:.2f}", f"{r.mean_trust:.2f}", r.why, reviewed)
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
                 if col == 3:
@@ -121,6 +123,7 @@ class RegionsPanel(QWidget):
         kwargs = {
             "name": HIGHLIGHT,
             "opacity": 1.0,
+            "colormap": {0: "transparent", 1: "cyan", None: "cyan"},  # unlike any mask label
             "metadata": {"entrust_role": "highlight"},
             "scale": mask.scale,
             "translate": mask.translate,

@@ -58,12 +58,13 @@ class ResamplePanel(QWidget):
         device = mask.metadata.get("entrust_device", "auto")
         context = run_context(layers, to_layer)
         count = int(fixed_layer.sum())
+        kept = state.in_effect()  # the decisions the new prediction is made with
 
         def show(tuples: list) -> None:
             def finish() -> None:
                 new_mask = s.output_layer("mask")
-                state.rebase(new_mask.data)
-                state.edits.append(Edit("resample", count))
+                state.rebase(new_mask.data, kept)
+                state.record(Edit("resample", count))
                 s.adopt_mask(new_mask, state)
                 self._find_regions()
                 s.set_status(f"re-sampled with {count} voxels held fixed; TrustMap updated")

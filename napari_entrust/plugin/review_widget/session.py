@@ -2,11 +2,14 @@
 
 Every edit goes through :meth:`ReviewSession.apply` (napari's ``data_setitem`` inside
 ``block_history``: one undo step) and is recorded in the :class:`ReviewState` kept in the mask
-layer's metadata; listeners (the table, the autosave) hear of every edit.
+layer's metadata, with the undo step that made it. The session mirrors napari's undo stack (every
+new step comes as a ``paint`` event; undo and redo are followed), so the log, the reviewed flags
+and the fixed voxels follow undo and redo. Listeners (the table, the autosave) hear of all three.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,12 @@ if TYPE_CHECKING:
     import napari
 
 
+def unwrapped(layer):
+    """The layer itself: napari hands plugins a new proxy of it on every access, so identity is
+    checked on what the proxy wraps."""
+    return getattr(layer, "__wrapped__", layer)
+
+
 def atom_voxels(atom) -> int:
     """Voxels changed by one napari paint-history atom (a mask atom or an (indices, old, new) tuple)."""
     if isinstance(atom, tuple):
@@ -32,17 +41,26 @@ def atom_voxels(atom) -> int:
 class ReviewSession:
     """The state of one review, shared by the panels of the review widget."""
 
-    def __init__(self, viewer: napari.viewer.Viewer, set_status: Callable[[str], None]):
+    def __init__(
+        self,
+        viewer: napari.viewer.Viewer,
+        set_status: Callable[[str], None],
+        on_progress: Callable[[float, str], None] | None = None,
+    ):
         self.viewer = viewer
         self.set_status = set_status
         self.regions: list[UncertainRegion] = []
         self.selected: UncertainRegion | None = None
-        self.runner = PredictionRunner(on_state=self._running_changed, on_status=set_status)
+        self.runner = PredictionRunner(on_state=self._running_changed, on_status=set_status, on_progress=on_progress)
         self.on_edit: list[Callable[[], None]] = []  #: called after every edit (table, autosave)
         self.on_regions: list[Callable[[], None]] = []  #: called when the regions were found anew
         self.on_running: list[Callable[[bool], None]] = []  #: called when a run starts and ends
         self._applying = False  # our own edits, not hand painting
         self._hooked_mask = None
+        self._done: list[object] = []  # the mask's undo steps in effect, oldest first (napari's undo stack)
+        self._undone: list[object] = []  # steps undone, last undone last (napari's redo stack)
+        self._last_step: object | None = None
+        self._followed: weakref.WeakSet = weakref.WeakSet()  # mask layers whose events we follow
 
     # -- the last run's layers ---------------------------------------------------------------------
     def layer(self, name: str, role: str | None = None):
@@ -74,10 +92,37 @@ class ReviewSession:
             raise ValueError("no EnTrust result in the viewer: run EnTrust first (Plugins > EnTrust)")
         if "entrust_review" not in mask.metadata:
             mask.metadata["entrust_review"] = ReviewState.start(mask.data)
-        if self._hooked_mask is not mask:
-            mask.events.paint.connect(self._painted)
-            self._hooked_mask = mask
+        layer = unwrapped(mask)
+        if self._hooked_mask is not layer:
+            if layer not in self._followed:
+                mask.events.paint.connect(self._painted)  # a bound method: napari holds it weakly
+                self._follow_undo(mask)
+                self._followed.add(layer)
+            self._hooked_mask = layer
+            self._done.clear()  # a new or reset layer: its undo history starts here
+            self._undone.clear()
+        mask.metadata["entrust_review"].is_done = self._is_done
         return mask
+
+    def _is_done(self, step: object) -> bool:
+        return any(s is step for s in self._done)
+
+    def _follow_undo(self, mask) -> None:
+        """Follow napari's undo and redo of the mask (its Ctrl+Z / Ctrl+Shift+Z call ``layer.undo()``
+        and ``layer.redo()``; napari emits no event for them). The layer holds the session weakly,
+        so closing the viewer frees both."""
+        me, layer = weakref.ref(self), weakref.ref(unwrapped(mask))
+        for name, source, target in (("undo", "_done", "_undone"), ("redo", "_undone", "_done")):
+            original = getattr(mask, name)
+
+            def replay(original=original, source=source, target=target) -> None:
+                original()
+                session = me()
+                if session is not None and session._hooked_mask is layer() and getattr(session, source):
+                    getattr(session, target).append(getattr(session, source).pop())
+                    session.edited()
+
+            setattr(mask, name, replay)
 
     def state(self) -> ReviewState:
         return self.mask().metadata["entrust_review"]
@@ -103,12 +148,15 @@ class ReviewSession:
 
     # -- edits -------------------------------------------------------------------------------------
     def apply(self, region: UncertainRegion | None, indices, values, edit: Edit) -> None:
-        """One undoable edit of the mask layer, recorded in the review state."""
+        """One undoable edit of the mask layer, recorded in the review state; says what it changed."""
+        changed = int((np.asarray(self.mask().data)[indices] != values).sum())
+        self._last_step = None
         self.set_labels(indices, values)
-        self.state().record(edit, region)
-        if region is not None:
-            region.reviewed = True
+        self.state().record(edit, region, self._last_step)
         self.edited()
+        where = f" in region {region.number}" if region is not None else ""
+        size = f" ({changed * region.size_ml / max(region.voxels, 1):.2f} mL)" if region is not None else ""
+        self.set_status(f"{edit.action}{where}: {changed} voxels changed{size}; Ctrl+Z undoes")
 
     def set_labels(self, indices, values) -> None:
         """Change mask voxels as one step of napari's undo (not counted as hand painting)."""
@@ -125,10 +173,16 @@ class ReviewSession:
             listener()
 
     def _painted(self, event) -> None:
-        if self._applying:
+        """A new undo step on the mask: ours (from :meth:`apply`) or the user's brush."""
+        if unwrapped(event.source) is not self._hooked_mask:
             return
-        voxels = sum(atom_voxels(atom) for atom in (event.value or []))
-        self.state().edits.append(Edit("paint", voxels))
+        step = object()
+        self._done.append(step)
+        self._undone.clear()  # napari drops its redo stack on any new step
+        if self._applying:
+            self._last_step = step
+            return
+        self.state().record(Edit("paint", sum(atom_voxels(atom) for atom in (event.value or []))), step=step)
         self.edited()
 
     def _running_changed(self, running: bool) -> None:

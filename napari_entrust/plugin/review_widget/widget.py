@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..progress_line import ProgressLine
 from .edits_panel import EditsPanel
 from .explain_panel import ExplainPanel
 from .regions_panel import RegionsPanel
@@ -31,7 +32,9 @@ class ReviewWidget(QWidget):
         super().__init__()
         self.status = QLabel("")
         self.status.setWordWrap(True)
-        self.session = ReviewSession(viewer, self.status.setText)
+        self.progress = ProgressLine()
+        self.session = ReviewSession(viewer, self.status.setText, self.progress.show_progress)
+        self.session.on_running.append(self.progress.set_running)
         self.regions = RegionsPanel(self.session)
         self.edits = EditsPanel(self.session)
         self.resampling = ResamplePanel(self.session, self.regions.find_regions)
@@ -45,6 +48,7 @@ class ReviewWidget(QWidget):
             self.resampling,
             self.saving.save_button,
             self.explaining,
+            self.progress,
             self.status,
         ):
             layout.addWidget(part)

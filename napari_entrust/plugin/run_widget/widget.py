@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ...inference.device import available_devices
 from ...inference.validity import describe as describe_validity
+from ...io.labels import LABEL_ABBREVIATIONS, LABEL_COLOURS, LABEL_NAMES, REGION_NAMES
 from ...io.modalities import DISPLAY_NAMES, MODALITIES
 from ...model.checkpoint import bundled_model_path
 from ...model.config import SamplingConfig
 from ...outputs.catalog import BY_KEY
-from ...review.edits import ReviewState
+from ...review.edits import Edit, ReviewState
 from ..layer_input import case_from_layers, layer_kind, layer_modality
-from ..layer_updates import show_layers
+from ..layer_updates import results_in_front, show_layers
+from ..progress_line import ProgressLine
 from ..qt_parts import FilePicker, guarded, row
 from ..view_panel import ViewPanel
 from ..worker import PredictionRunner, result_layers, run_context
@@ -41,17 +44,48 @@ def summary_text(summary: dict) -> str:
     ]
     for region, v in summary["volumes_ml"].items():
         lines.append(
-            f"{region}: {v['mask']:.1f} mL   hypotheses {v['mean']:.1f} ± {v['std']:.1f} "
+            f"{region} ({REGION_NAMES.get(region, region)}): {v['mask']:.1f} mL   "
+            f"hypotheses {v['mean']:.1f} ± {v['std']:.1f} "
             f"[{v['min']:.1f}–{v['max']:.1f}]"
         )
     lines.append(f"{summary['timings_s']['total_s']:.1f} s on {summary['device']}")
     return "\n".join(lines)
 
 
+def label_legend() -> QLabel:
+    """The mask's colours and what each label is (BraTS names)."""
+    items = [
+        f'<span style="color:{LABEL_COLOURS[v]}">&#9632;</span> {LABEL_ABBREVIATIONS[v]} {LABEL_NAMES[v]}'
+        for v in LABEL_COLOURS
+    ]
+    legend = QLabel("mask: " + " &nbsp; ".join(items))
+    legend.setToolTip(
+        "BraTS labels: NCR necrotic / non-enhancing tumour core, ED peritumoural oedema, ET enhancing "
+        "tumour. WT (whole tumour) = all three, TC (tumour core) = NCR + ET. The TrustMap shows calibrated "
+        "uncertainty: clear where the model is sure, purple to yellow where it is not."
+    )
+    return legend
+
+
 def _spin(minimum: int, maximum: int, value: int, tooltip: str = "") -> QSpinBox:
     box = QSpinBox(minimum=minimum, maximum=maximum, value=value)
     box.setToolTip(tooltip)
     return box
+
+
+def corrections_of(viewer, inputs: dict, case, to_case) -> tuple[ReviewState, np.ndarray] | None:
+    """The review state and mask of an earlier run (or a restore) on these inputs, if the user has
+    corrected it: a new run holds those voxels fixed instead of overwriting them."""
+    name = BY_KEY["mask"].layer_name()
+    if name not in viewer.layers:
+        return None
+    mask = viewer.layers[name]
+    meta, state = mask.metadata, mask.metadata.get("entrust_review")
+    same = meta.get("entrust_inputs") == inputs or (case.sources and meta.get("entrust_sources") == dict(case.sources))
+    current = np.asarray(mask.data)
+    if state is None or not same or to_case(current).shape != tuple(case.shape):
+        return None
+    return (state, current.copy()) if state.fixed(current).any() else None
 
 
 class EntrustWidget(QWidget):
@@ -78,7 +112,10 @@ class EntrustWidget(QWidget):
         # (up to 80 ms under Xvfb), and the status changes with every progress message
         self._validity_banner.setWordWrap(True)
         self._validity_banner.setVisible(False)
-        self._runner = PredictionRunner(on_state=self._set_running, on_status=self.set_status)
+        self.progress = ProgressLine()
+        self._runner = PredictionRunner(
+            on_state=self._set_running, on_status=self.set_status, on_progress=self.progress.show_progress
+        )
         self.worklist = WorklistPanel(viewer, self.show_result)
         self.view = ViewPanel(viewer)
         self._build_layout()
@@ -105,7 +142,9 @@ class EntrustWidget(QWidget):
         layout.addWidget(self.view)
         layout.addLayout(form)
         layout.addLayout(row(self._run_button, self._cancel_button))
-        for widget in (self._status, self._validity_banner, self._summary, self.worklist):
+        layout.addWidget(self.progress)
+        self.legend = label_legend()
+        for widget in (self._status, self.legend, self._validity_banner, self._summary, self.worklist):
             layout.addWidget(widget)
         layout.addStretch()
 
@@ -164,32 +203,49 @@ class EntrustWidget(QWidget):
         missing = [DISPLAY_NAMES[m] for m in MODALITIES if m not in layers]
         if missing:
             raise ValueError(f"choose a layer for {', '.join(missing)} (the model needs all four modalities)")
-        case, to_layer, _ = case_from_layers(layers)
+        case, to_layer, to_case = case_from_layers(layers)
         sampling = self.sampling()
         sampling.validate()
         context = run_context(layers, to_layer)
         device = self._device.currentText()
+        kept = corrections_of(self._viewer, context["inputs"], case, to_case)
+        fixed = {}
+        if kept is not None:  # the user's corrections on these inputs are held fixed, not run over
+            state, current = kept
+            fixed = {"fixed": to_case(state.fixed(current)), "fixed_labels": to_case(current)}
         self._runner.start(
             case,
             self._model.path,
             device,
             sampling,
             prepare=lambda pred, bundle: (pred.summary, result_layers(pred, bundle, case, sampling, device, context)),
-            on_result=self.show_result,
+            on_result=lambda result: self.show_result(result, kept),
+            **fixed,
         )
 
-    def show_result(self, result: tuple[dict, list]) -> None:
-        """Show a prediction's layers (a run's, or a worklist case's saved one) and its summary."""
+    def show_result(self, result: tuple[dict, list], kept: tuple | None = None) -> None:
+        """Show a prediction's layers (a run's, or a worklist case's saved one) and its summary;
+        ``kept``: the review state and mask whose corrections the run held fixed."""
         summary, tuples = result
 
         def finish() -> None:
             mask = self._viewer.layers[BY_KEY["mask"].layer_name()]
-            mask.metadata["entrust_review"] = ReviewState.start(mask.data)
+            note = ""
+            if kept is None:
+                mask.metadata["entrust_review"] = ReviewState.start(mask.data)
+            else:
+                state, current = kept
+                count = int(state.fixed(current).sum())
+                state.rebase(mask.data)
+                state.record(Edit("run", count))
+                mask.metadata["entrust_review"] = state
+                note = f"; your {count} corrected voxels were held fixed"
             self._summary.setText(summary_text(summary))
             self._show_validity(summary["validity"])
-            self.set_status("done: results are in the layer list (TrustMap and mask shown)")
+            self.set_status(f"done: TrustMap and mask shown, on top of the layer list{note}")
 
-        show_layers(self._viewer, tuples, finish)
+        in_front = [BY_KEY[k].layer_name() for k in ("trustmap", "mask")]
+        show_layers(self._viewer, tuples, finish, arrange=lambda: results_in_front(self._viewer, in_front, in_front[1]))
 
     def _show_validity(self, report: dict) -> None:
         """Flagged inputs get a banner (and a notification) that stays until the next run."""
@@ -201,6 +257,7 @@ class EntrustWidget(QWidget):
     def _set_running(self, running: bool) -> None:
         self._run_button.setEnabled(not running)
         self._cancel_button.setEnabled(running)
+        self.progress.set_running(running)
 
     def set_status(self, text: str) -> None:
         self._status.setText(text)

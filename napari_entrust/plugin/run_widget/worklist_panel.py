@@ -58,6 +58,7 @@ class WorklistPanel(QWidget):
             "Worklist (*.csv)",
             tooltip="worklist.csv written by `entrust predict FOLDER`: cases riskiest first",
         )
+        self.picker.edit.setPlaceholderText("worklist.csv (from entrust predict FOLDER)")
         self.next_button = QPushButton("Open next case")
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -75,6 +76,9 @@ class WorklistPanel(QWidget):
 
     def open_next_case(self, *_args) -> None:
         """Open the next case of the worklist with its saved prediction, as if it had just been run."""
+        if not self.picker.path:  # Path("") is the working folder: say what is missing instead
+            show_error("EnTrust: choose a worklist.csv first (written by `entrust predict FOLDER`)")
+            return
         try:
             rows = read_worklist(Path(self.picker.path))
             row = next_case(rows, self.current_case)

@@ -1,0 +1,65 @@
+"""The last prediction's result layers, kept beside the autosave so that a restore can go on.
+
+A restore that brought back the mask alone left the review stuck: no TrustMap to find regions in,
+no hypotheses to adopt. Once per prediction (after its first edit) the result layers are written,
+by output and modality, with the mask's placement and the run's metadata; a restore rebuilds them
+with the same code that made them (:func:`~napari_entrust.plugin.layer_data.output_layer`).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ...outputs.catalog import OUTPUTS, Output
+from ...review import recovery
+from ..layer_data import output_layer
+from ..layer_input import placement
+
+#: metadata that is the viewer's state, not the prediction's
+_TRANSIENT = ("entrust_role", "entrust_modality", "entrust_review")
+
+
+def _output_of(role: str) -> tuple[Output, str | None] | None:
+    """The output (and modality) a layer of this ``entrust_role`` shows."""
+    for output in OUTPUTS:
+        if output.layer is None:
+            continue
+        if not output.per_modality and output.role() == role:
+            return output, None
+        prefix = f"{output.layer} "
+        if output.per_modality and role.startswith(prefix):
+            return output, role[len(prefix) :]
+    return None
+
+
+def keep_prediction(key: str, viewer, mask) -> threading.Thread:
+    """Write the result layers other than the mask (in a thread: at 1 mm they are hundreds of MB)."""
+    maps, outputs = {}, []
+    for layer in viewer.layers:
+        found = _output_of(str(layer.metadata.get("entrust_role", "")))
+        if found is None or found[0].key == "mask":
+            continue
+        name = f"{found[0].key}:{found[1] or ''}"
+        maps[name] = np.asarray(layer.data)  # result layers are never edited: no copy needed
+        outputs.append(name)
+    meta = {k: v for k, v in mask.metadata.items() if k.startswith("entrust_") and k not in _TRANSIENT}
+    header = {"outputs": outputs, "place": placement(mask), "metadata": meta}
+    thread = threading.Thread(target=recovery.save_prediction, args=(key, maps, header), daemon=True)
+    thread.start()
+    return thread
+
+
+def kept_layers(key: str) -> list[tuple]:
+    """The layer tuples of the kept prediction of a case (none if it was not kept or is unreadable)."""
+    found = recovery.load_prediction(key)
+    if found is None:
+        return []
+    maps, header = found
+    out = []
+    for name in header["outputs"]:
+        key_, modality = name.split(":")
+        output = next(o for o in OUTPUTS if o.key == key_)
+        out.append(output_layer(output, maps[name], modality or None, header["place"], header["metadata"]))
+    return out
