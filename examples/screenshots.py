@@ -55,6 +55,8 @@ def main() -> None:
     regions = review.regions.find_regions()
     review.regions.select(0)  # moves to the most uncertain region
     viewer.layers["review region"].visible = False
+    run.parentWidget().raise_()  # the EnTrust widget, with the case summary and the label legend
+    QApplication.instance().processEvents()
     shot = viewer.screenshot(canvas_only=False, flash=False)
     napari.utils.io.imsave(str(args.out_dir / "trustmap.png"), shot)
 

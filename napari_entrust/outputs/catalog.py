@@ -68,7 +68,8 @@ def clear_at_zero(name: str, *colours: list[float]) -> dict:
 
 
 _LABELS = {"opacity": 0.6, "colormap": label_colours()}
-_TRUST = clear_at_zero("trust", [0.55, 0.1, 0.85, 0.55], [1.0, 0.45, 0.1, 0.85], [1.0, 1.0, 0.3, 1.0])
+#: violet to magenta to near white: none of the label colours (ET is yellow), visible over bright tissue
+_TRUST = clear_at_zero("trust", [0.35, 0.2, 0.95, 0.55], [0.9, 0.2, 0.8, 0.85], [1.0, 0.85, 1.0, 1.0])
 _WARM = clear_at_zero("warm", [0.8, 0.3, 0.1, 0.6], [1.0, 0.85, 0.3, 0.9])
 _COOL = clear_at_zero("cool", [0.1, 0.5, 0.9, 0.6], [0.5, 0.95, 1.0, 0.9])
 _GREEN = clear_at_zero("green", [0.2, 0.7, 0.3, 0.6], [0.7, 1.0, 0.6, 0.9])

@@ -62,7 +62,7 @@ def label_legend() -> QLabel:
     legend.setToolTip(
         "BraTS labels: NCR necrotic / non-enhancing tumour core, ED peritumoural oedema, ET enhancing "
         "tumour. WT (whole tumour) = all three, TC (tumour core) = NCR + ET. The TrustMap shows calibrated "
-        "uncertainty: clear where the model is sure, purple to yellow where it is not."
+        "uncertainty: clear where the model is sure, violet to magenta to white where it is not."
     )
     return legend
 
