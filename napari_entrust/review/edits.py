@@ -67,7 +67,7 @@ class ReviewState:
 
     The edits follow the viewer's undo and redo: an edit whose undo step is undone is not in the
     log, its region is not reviewed and its voxels are not held fixed, until it is redone.
-    ``is_done(step)`` says whether a step is in effect (the session asks napari's undo history).
+    ``is_done(step)`` says whether a step is in effect (the review session follows napari's undo).
     """
 
     predicted: np.ndarray  #: the mask as the model produced it
@@ -101,9 +101,11 @@ class ReviewState:
         """Voxels to hold fixed when re-sampling: everything changed by hand, plus decided regions."""
         return self.decided | (np.asarray(current) != self.predicted)
 
-    def reviewed(self, region: UncertainRegion) -> bool:
-        """Whether most of a region's voxels have been decided (by location, so it survives a new search)."""
-        return bool(self.decided[region.bbox][region.mask].mean() >= 0.5) if region.voxels else False
+    def reviewed(self, region: UncertainRegion, decided: np.ndarray | None = None) -> bool:
+        """Whether most of a region's voxels have been decided (by location, so it survives a new
+        search); ``decided``: :attr:`decided`, when the caller asks for many regions at once."""
+        decided = self.decided if decided is None else decided
+        return bool(decided[region.bbox][region.mask].mean() >= 0.5) if region.voxels else False
 
     def record(self, edit: Edit, region: UncertainRegion | None = None, step: object | None = None) -> None:
         """Log an edit; a kept, adopted or erased region's voxels become decided."""

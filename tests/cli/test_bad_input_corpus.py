@@ -299,6 +299,9 @@ def test_an_unexpected_error_is_one_line_with_its_traceback_in_a_log(world, tmp_
 
 INTERRUPT = """
 import os, signal, sys
+# Ctrl+C as in a terminal, even when the test runs in the background (nohup, CI runners), where
+# SIGINT is inherited ignored and Python would not turn it into KeyboardInterrupt
+signal.signal(signal.SIGINT, signal.default_int_handler)
 real, count, nth = os.replace, [0], int(sys.argv[2])
 def replace(src, dst, *args, **kwargs):
     if ".partial-" in str(src) + str(dst):  # a file written into the staging folder, or moved out

@@ -100,6 +100,9 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
         assert layer.visible == (name in ("mask", "TrustMap")), name
     assert viewer.layers["TrustMap"].contrast_limits == [0.0, 1.0]
     assert "case uncertainty score" in run._summary.text() and "WT (whole tumour):" in run._summary.text()
+    assert "about" in run._estimate.text()  # the expected time of the next run, from this one
+    run._samples.setValue(run._samples.value() * 4)
+    assert "about" in run._estimate.text()
     # readable results: TrustMap then mask on top of the list, the mask selected (paint and undo act on it)
     assert [layer.name for layer in viewer.layers][-2:] == ["mask", "TrustMap"]
     assert viewer.layers.selection.active.name == "mask"
@@ -126,6 +129,7 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
     review.regions.select(row)
     world = mask.data_to_world(region.centre)
     assert viewer.dims.point[-1] == pytest.approx(world[-1], abs=2.0)  # the slider moved to the region
+    assert review.shortcuts == ["Shift-N", "Shift-K", "Shift-A"]
     assert viewer.layers["review region"].data[region.indices()].all()
     review.edits.adopt(1)
     after = np.asarray(mask.data)
@@ -148,6 +152,17 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
     np.testing.assert_array_equal(mask.data[inside], samples[1][inside])
     assert [e.action for e in state.edits] == ["adopt"] and review.regions.table.item(row, 4).text() == "yes"
     assert state.fixed(np.asarray(mask.data))[inside].all()
+
+    # a small region is zoomed in on, so that it is more than a few pixels
+    viewer.reset_view()
+    whole = viewer.camera.zoom
+    review.regions.select(min(range(len(regions)), key=lambda i: regions[i].voxels))
+    assert viewer.camera.zoom >= 3 * whole
+    review.regions.select_next()  # Shift-N
+    chosen = review.session.selected
+    review.regions.find_regions()  # a new search keeps the selection where it was
+    assert review.session.selected is not None and review.session.selected.voxels == chosen.voxels
+    assert viewer.layers["review region"].data[chosen.indices()].all()
 
     # closing the window with unsaved corrections asks; Cancel keeps it open
     close_answers.answers.append("cancel")
@@ -401,6 +416,8 @@ def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp
     np.testing.assert_array_equal(mask.data[fixed], edited[fixed])  # the user's decision held
     assert (viewer.layers["TrustMap"].data[fixed] == 0).all()
     assert [e.action for e in review.session.state().edits] == ["adopt", "resample"]
+    # the corrected region is no longer uncertain: nothing selected and no stale outline of it
+    assert review.session.selected is None and "review region" not in viewer.layers
     assert viewer.layers["mask"].metadata["entrust_summary"]["parameters"]["fixed_voxels"] == int(fixed.sum())
 
     # the same case opened again offers the autosaved corrections

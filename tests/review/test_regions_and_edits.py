@@ -77,3 +77,24 @@ def test_actions_touch_only_the_region_and_fixed_voxels_follow_the_edits():
     assert state.fixed(current).sum() == 28
     assert [e.to_dict()["action"] for e in state.edits] == ["adopt", "keep"]
     assert "bbox" not in state.edits[0].to_dict()
+
+
+def test_the_review_state_follows_undo_and_keeps_settled_decisions_after_a_rebase():
+    from napari_entrust.review.regions import UncertainRegion
+
+    box = (slice(2, 5), slice(2, 5), slice(2, 5))
+    region = UncertainRegion(1, box, np.ones((3, 3, 3), bool), 27, 0.027, 0.6, 16.0, (3, 3, 3), {"t1": 1.0}, 1.0)
+    state = ReviewState.start(np.zeros((8, 8, 8), np.uint8))
+    done = {"a": True, "b": True}
+    state.is_done = lambda step: done[step]
+    state.record(Edit("keep", 27, 1), region, step="a")
+    state.record(Edit("paint", 3), step="b")
+    assert [e.action for e in state.edits] == ["keep", "paint"] and state.reviewed(region)
+    done["a"] = False  # the keep undone: out of the log, the region no longer decided
+    assert [e.action for e in state.edits] == ["paint"] and not state.reviewed(region)
+    assert not state.decided.any()
+    done["a"] = True  # redone
+    state.rebase(np.zeros((8, 8, 8), np.uint8))
+    done["a"] = done["b"] = False  # after a re-sample the viewer's old steps are gone, the decisions stay
+    assert [e.action for e in state.edits] == ["keep", "paint"] and state.reviewed(region)
+    assert state.decided[box].all() and state.decided.sum() == 27

@@ -25,6 +25,16 @@ class EditsPanel(QWidget):
         self.previous_button, self.next_button = QPushButton("◀"), QPushButton("▶")
         self.erase_button = QPushButton("Erase")
         self.paint_button = QPushButton("Paint")
+        self.hypothesis.setToolTip("which of the K hypotheses to show inside the region")
+        for button, tip in (
+            (self.keep_button, "the mask is right in this region: mark it reviewed and hold it fixed (Shift-K)"),
+            (self.adopt_button, "replace the mask by this hypothesis inside the region only (Shift-A)"),
+            (self.previous_button, "adopt the previous hypothesis inside the region"),
+            (self.next_button, "adopt the next hypothesis inside the region"),
+            (self.erase_button, "remove the lesion labels inside the region"),
+            (self.paint_button, "paint on the mask with napari's brush (label 1 NCR, 2 ED, 4 ET)"),
+        ):
+            button.setToolTip(tip)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row(self.keep_button, self.erase_button, self.paint_button))

@@ -34,6 +34,32 @@ def _voxel_ml(mask) -> float:
     return float(np.prod(np.abs(mask.scale[-3:]))) / 1000
 
 
+def same_place(old: UncertainRegion | None, regions: list[UncertainRegion], shape) -> int | None:
+    """The row of the new region that overlaps ``old`` most (None without overlap): a new search
+    renumbers the regions, and the user's selection should stay where it was."""
+    if old is None or not regions:
+        return None
+    before = old.full_mask(shape)
+    overlaps = [int(before[r.bbox][r.mask].sum()) for r in regions]
+    best = int(np.argmax(overlaps))
+    return best if overlaps[best] > 0 else None
+
+
+def zoom_to(viewer, lo: np.ndarray, hi: np.ndarray, centre: tuple) -> None:
+    """Centre the view on a box (``lo``/``hi``: world mm on the last three axes) and zoom so that it
+    fills about a third of the view, at most 8× the whole-data view (a 0.1 mL region would
+    otherwise be a few pixels)."""
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    ndim = viewer.dims.ndim
+    shown = [a for a in viewer.dims.displayed if a >= ndim - 3]
+    viewer.reset_view()  # fits the whole data: the zoom below is relative to that
+    world = np.asarray(viewer.layers.extent.world)
+    data_size = np.abs(world[1, shown] - world[0, shown])
+    box = np.maximum(np.abs(hi - lo)[[a - (ndim - 3) for a in shown]], 1.0)
+    camera.zoom = camera.zoom * float(np.clip(np.min(data_size / (3 * box)), 1.0, 8.0))
+    camera.center = centre
+
+
 class RegionsPanel(QWidget):
     """Threshold, "Find uncertain regions" and the table of regions."""
 
@@ -41,7 +67,9 @@ class RegionsPanel(QWidget):
         super().__init__()
         self.session = session
         self.threshold = QDoubleSpinBox(minimum=0.05, maximum=0.95, singleStep=0.05, value=DEFAULT_THRESHOLD)
+        self.threshold.setToolTip("TrustMap value above which voxels form an uncertain region (0-1)")
         self.find_button = QPushButton("Find uncertain regions")
+        self.find_button.setToolTip("list the uncertain regions, most uncertain first; Shift-N selects the next")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -78,9 +106,14 @@ class RegionsPanel(QWidget):
             conflict=np.asarray(conflict.data),
             threshold=self.threshold.value(),
         )
-        s.selected = None  # the old rows are gone: nothing is selected until the user picks a new one
+        previous, s.selected = s.selected, None
         self.table.clearSelection()
         self.fill_table()
+        row = same_place(previous, s.regions, mask.data.shape)
+        if row is not None:  # the region that was selected, found again where it was (numbers change)
+            self.select(row)
+        elif HIGHLIGHT in s.viewer.layers:  # no stale outline of a region that is gone
+            s.viewer.layers.remove(HIGHLIGHT)
         score = mask.metadata.get("entrust_summary", {}).get("case_score", {}).get("score", float("nan"))
         s.set_status(f"{len(s.regions)} regions above {self.threshold.value():.2f} (case score {score:.3f})")
         for listener in s.on_regions:
@@ -90,9 +123,10 @@ class RegionsPanel(QWidget):
     def fill_table(self) -> None:
         regions = self.session.regions
         state = self.session.state() if regions else None
+        decided = state.decided if regions else None
         self.table.setRowCount(len(regions))
         for row, r in enumerate(regions):
-            reviewed = "yes" if state.reviewed(r) else "no"
+            reviewed = "yes" if state.reviewed(r, decided) else "no"
             values = (str(r.number), f"{r.size_ml:.2f}", f"{r.mean_trust:.2f}", r.why, reviewed)
             for col, text in enumerate(values):
                 item = QTableWidgetItem(text)
@@ -103,6 +137,12 @@ class RegionsPanel(QWidget):
 
     def select(self, row: int) -> None:
         self.table.selectRow(row)
+
+    def select_next(self) -> None:
+        """The next region in the table (the first after the last), for the Shift-N key."""
+        if self.session.regions:
+            rows = self.table.selectionModel().selectedRows()
+            self.select((rows[0].row() + 1) % len(self.session.regions) if rows else 0)
 
     def _selection_changed(self) -> None:
         rows = self.table.selectionModel().selectedRows()
@@ -117,8 +157,10 @@ class RegionsPanel(QWidget):
         world = np.asarray(mask.data_to_world(region.centre), dtype=float)
         ndim = viewer.dims.ndim
         viewer.dims.set_point(list(range(ndim - 3, ndim)), world[-3:])
-        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
-        camera.center = tuple(world[-3:][[a - (ndim - 3) for a in viewer.dims.displayed if a >= ndim - 3]])
+        ends = [mask.data_to_world([b.start for b in region.bbox]), mask.data_to_world([b.stop for b in region.bbox])]
+        corners = np.array(ends, dtype=float)[:, -3:]
+        centre = tuple(world[-3:][[a - (ndim - 3) for a in viewer.dims.displayed if a >= ndim - 3]])
+        zoom_to(viewer, corners.min(0), corners.max(0), centre)
         outline = region.full_mask(mask.data.shape).astype(np.uint8)
         kwargs = {
             "name": HIGHLIGHT,

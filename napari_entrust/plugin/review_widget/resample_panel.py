@@ -28,6 +28,11 @@ class ResamplePanel(QWidget):
         self.session, self._find_regions = session, find_regions
         self.resample_button = QPushButton("Re-sample with my edits")
         self.cancel_button = QPushButton("Cancel", enabled=False)
+        self.resample_button.setToolTip(
+            "draw the hypotheses again with every corrected or reviewed voxel held fixed, so the voxels "
+            "around a correction settle with it; the TrustMap updates"
+        )
+        self.cancel_button.setToolTip("stop the re-sampling or explanation; nothing changes")
         layout = row(self.resample_button, self.cancel_button)
         layout.setContentsMargins(0, 0, 0, 0)
         self.setLayout(layout)

@@ -77,9 +77,12 @@ class SavePanel(QWidget):
         self._kept_summary = None  # the summary of the prediction whose layers were kept for a restore
         self.keeping = None  #: the thread writing them (a restore in the same session may wait for it)
         self.save_button = QPushButton("Save corrected mask…")
+        self.save_button.setToolTip("write the mask on the scan's grid (NIfTI) with a JSON record of every edit")
         self.restore_label = QLabel("")
         self.restore_label.setWordWrap(True)
         self.restore_button, self.discard_button = QPushButton("Restore"), QPushButton("Discard")
+        self.restore_button.setToolTip("bring back the corrections and the prediction's layers")
+        self.discard_button.setToolTip("delete the autosaved corrections of this case")
         self._autosave_timer = QTimer(self, singleShot=True, interval=AUTOSAVE_DELAY_MS)
         self._autosave_timer.timeout.connect(self.autosave)
         layout = QVBoxLayout(self)

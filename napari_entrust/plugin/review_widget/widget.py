@@ -9,6 +9,7 @@ autosaves. The panels share one :class:`~.session.ReviewSession`.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
@@ -23,6 +24,35 @@ from .session import ReviewSession
 
 if TYPE_CHECKING:
     import napari
+
+
+#: viewer keys for the review loop (Shift, so they do not take napari's own layer keys)
+SHORTCUTS = {"Shift-N": "next region", "Shift-K": "keep mask", "Shift-A": "adopt hypothesis"}
+
+
+def bind_shortcuts(viewer: napari.viewer.Viewer, widget: ReviewWidget) -> list[str]:
+    """Bind :data:`SHORTCUTS` on the viewer (keys napari already uses are left alone); the keys
+    bound. The viewer holds the widget weakly, so closing it frees both."""
+    ref = weakref.ref(widget)
+    actions = {
+        "next region": lambda w: w.regions.select_next(),
+        "keep mask": lambda w: w.edits.keep(),
+        "adopt hypothesis": lambda w: w.edits.adopt(w.edits.hypothesis.value() - 1),
+    }
+    bound = []
+    for key, name in SHORTCUTS.items():
+
+        def press(_viewer, action=actions[name]) -> None:
+            w = ref()
+            if w is not None:
+                action(w)
+
+        try:
+            viewer.bind_key(key, press, overwrite=False)
+        except ValueError:  # napari or another plugin has this key
+            continue
+        bound.append(key)
+    return bound
 
 
 class ReviewWidget(QWidget):
@@ -40,6 +70,7 @@ class ReviewWidget(QWidget):
         self.resampling = ResamplePanel(self.session, self.regions.find_regions)
         self.explaining = ExplainPanel(self.session)
         self.saving = SavePanel(self.session, self.regions.threshold.value)
+        self.shortcuts = bind_shortcuts(viewer, self)
         layout = QVBoxLayout(self)
         for part in (
             self.saving,

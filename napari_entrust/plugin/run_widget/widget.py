@@ -95,16 +95,34 @@ class EntrustWidget(QWidget):
         super().__init__()
         self._viewer = viewer
         self._pickers = {mod: QComboBox() for mod in MODALITIES}
-        self._samples = _spin(1, 64, 8, "how many plausible masks (hypotheses) to draw")
-        self._steps = _spin(1, 200, 10, "denoising steps per hypothesis")
+        for mod, picker in self._pickers.items():
+            picker.setToolTip(f"the image layer holding the {DISPLAY_NAMES[mod]} scan")
+        self._samples = _spin(
+            1,
+            64,
+            8,
+            "how many plausible masks (hypotheses) to draw: more gives a steadier TrustMap; "
+            "the time of sampling grows with K × steps",
+        )
+        self._steps = _spin(1, 200, 10, "denoising steps per hypothesis: more is slower, rarely better beyond 10")
         self._probe = QDoubleSpinBox(minimum=0.0, maximum=0.95, singleStep=0.05, value=0.2)
-        self._probe.setToolTip("F_cf is scaled by 1 ± ε on the last steps; 0 turns probing off")
-        self._seed = _spin(0, 2**31 - 1, 0, "same seed, same hypotheses")
+        self._probe.setToolTip(
+            "how hard the model is nudged where the modalities disagree, to see whether the mask "
+            "changes there (the 'sensitivity to conflict' layer); 0 turns it off"
+        )
+        self._seed = _spin(0, 2**31 - 1, 0, "same seed, same hypotheses: a run can be repeated exactly")
         self._device = QComboBox()
         self._device.addItems(available_devices())
-        self._model = FilePicker("Model file", "PyTorch checkpoint (*.pt)", bundled_model_path())
+        self._device.setToolTip("where the model runs: auto takes a GPU when there is one")
+        self._model = FilePicker(
+            "Model file", "PyTorch checkpoint (*.pt)", bundled_model_path(), tooltip="the model; bundled by default"
+        )
         self._run_button = QPushButton("Run")
+        self._run_button.setToolTip("segment the case and show its uncertainty; runs in the background")
         self._cancel_button = QPushButton("Cancel", enabled=False)
+        self._cancel_button.setToolTip("stop within one denoising step; the viewer stays as it was")
+        self._estimate = QLabel("")  # the time the chosen K and steps will take, from the last run
+        self._last_timings: tuple[dict, int] | None = None
         self._status, self._summary = QLabel(""), QLabel("")
         self._validity_banner = QLabel("")  # shown when the input is unlike training data
         self._validity_banner.setStyleSheet(BANNER_STYLE)
@@ -119,7 +137,10 @@ class EntrustWidget(QWidget):
         self.worklist = WorklistPanel(viewer, self.show_result)
         self.view = ViewPanel(viewer)
         self._build_layout()
+        self._show_estimate()
         self._run_button.clicked.connect(self.run)
+        for box in (self._samples, self._steps):
+            box.valueChanged.connect(self._show_estimate)
         self._cancel_button.clicked.connect(self._runner.cancel)
         for event in (viewer.layers.events.inserted, viewer.layers.events.removed):
             event.connect(self._layers_changed)
@@ -141,6 +162,7 @@ class EntrustWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.view)
         layout.addLayout(form)
+        layout.addWidget(self._estimate)
         layout.addLayout(row(self._run_button, self._cancel_button))
         layout.addWidget(self.progress)
         self.legend = label_legend()
@@ -242,10 +264,25 @@ class EntrustWidget(QWidget):
                 note = f"; your {count} corrected voxels were held fixed"
             self._summary.setText(summary_text(summary))
             self._show_validity(summary["validity"])
+            parameters = summary.get("parameters", {})
+            if "timings_s" in summary and parameters.get("samples"):
+                self._last_timings = (summary["timings_s"], parameters["samples"] * parameters.get("steps", 1))
+                self._show_estimate()
             self.set_status(f"done: TrustMap and mask shown, on top of the layer list{note}")
 
         in_front = [BY_KEY[k].layer_name() for k in ("trustmap", "mask")]
         show_layers(self._viewer, tuples, finish, arrange=lambda: results_in_front(self._viewer, in_front, in_front[1]))
+
+    def _show_estimate(self, *_args) -> None:
+        """The expected time of a run with the chosen K and steps: the last run's, its sampling
+        scaled by K × steps (the rest does not depend on them)."""
+        if self._last_timings is None:
+            self._estimate.setText("expected time: shown after the first run on this machine")
+            return
+        timings, work = self._last_timings
+        sampling = timings.get("sample_s", 0.0) * self._samples.value() * self._steps.value() / max(work, 1)
+        seconds = timings.get("total_s", 0.0) - timings.get("sample_s", 0.0) + sampling
+        self._estimate.setText(f"expected time for this case: about {seconds:.0f} s")
 
     def _show_validity(self, report: dict) -> None:
         """Flagged inputs get a banner (and a notification) that stays until the next run."""
