@@ -100,6 +100,7 @@ def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path
         assert layer.visible == (name in ("mask", "TrustMap")), name
     assert viewer.layers["TrustMap"].contrast_limits == [0.0, 1.0]
     assert "case uncertainty score" in run._summary.text() and "WT (whole tumour):" in run._summary.text()
+    assert "% of 12 held-out phantoms" in run._summary.text()  # the score's place on its scale
     assert "about" in run._estimate.text()  # the expected time of the next run, from this one
     run._samples.setValue(run._samples.value() * 4)
     assert "about" in run._estimate.text()

@@ -13,6 +13,7 @@ import numpy as np
 from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
+from ...evaluation.case_reference import describe_score, load_reference
 from ...inference.device import available_devices
 from ...inference.validity import describe as describe_validity
 from ...io.labels import LABEL_ABBREVIATIONS, LABEL_COLOURS, LABEL_NAMES, REGION_NAMES
@@ -38,9 +39,10 @@ BANNER_STYLE = "background-color: #8a3b00; color: white; padding: 4px; border-ra
 
 def summary_text(summary: dict) -> str:
     """Case score and region volumes (mL, with the spread across hypotheses), as the widget shows them."""
+    sha = summary.get("model", {}).get("sha256", "")
     lines = [
-        f"case uncertainty score {summary['case_score']['score']:.3f} "
-        f"(WT volume CV {summary['case_score']['wt_volume_cv']:.1%})"
+        *describe_score(summary["case_score"]["score"], sha, load_reference()),
+        f"whole-tumour volume varies by {summary['case_score']['wt_volume_cv']:.1%} across the hypotheses",
     ]
     for region, v in summary["volumes_ml"].items():
         lines.append(
