@@ -63,12 +63,15 @@ class ExplainPanel(QWidget):
         self.explanation: Explanation | None = None
         self.explain_button = QPushButton("Explain selected region")
         self.explain_button.setToolTip(
-            "which modality drives this region (Grad-CAM, intervention, fused), and how "
-            "faithful each map is; about half a minute on a 2-core CPU"
+            "which modality drives the selected region (the outlined one), and how faithful each "
+            "map is; 20-90 s on a 2-core CPU (the longer when the machine is busy)"
         )
         self.bars = {m: QProgressBar(minimum=0, maximum=100, format=f"{DISPLAY_NAMES[m]} %p%") for m in MODALITIES}
         self.attribution_modality = QComboBox()
         self.attribution_modality.addItems([ALL_MODALITIES, *[DISPLAY_NAMES[m] for m in MODALITIES]])
+        self.attribution_modality.setToolTip("what the attribution layer shows: all modalities summed, or one")
+        for m, bar in self.bars.items():
+            bar.setToolTip(f"{DISPLAY_NAMES[m]}'s share of the evidence for this region's uncertainty")
         self.text = QLabel("")
         self.text.setWordWrap(True)
         layout = QVBoxLayout(self)

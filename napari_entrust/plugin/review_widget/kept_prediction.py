@@ -17,6 +17,9 @@ from ...review import recovery
 from ..layer_data import output_layer
 from ..layer_input import placement
 
+_LOCK = threading.Lock()
+_LATEST: dict[str, int] = {}  # per case key, the newest prediction asked to be kept
+
 #: metadata that is the viewer's state, not the prediction's
 _TRANSIENT = ("entrust_role", "entrust_modality", "entrust_review")
 
@@ -46,7 +49,15 @@ def keep_prediction(key: str, viewer, mask) -> threading.Thread:
         outputs.append(name)
     meta = {k: v for k, v in mask.metadata.items() if k.startswith("entrust_") and k not in _TRANSIENT}
     header = {"outputs": outputs, "place": placement(mask), "metadata": meta}
-    thread = threading.Thread(target=recovery.save_prediction, args=(key, maps, header), daemon=True)
+    with _LOCK:
+        _LATEST[key] = generation = _LATEST.get(key, 0) + 1
+
+    def write() -> None:
+        with _LOCK:  # one writer at a time, and a newer prediction is never overwritten by an older one
+            if _LATEST.get(key) == generation:
+                recovery.save_prediction(key, maps, header)
+
+    thread = threading.Thread(target=write, daemon=True)
     thread.start()
     return thread
 
