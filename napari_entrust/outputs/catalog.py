@@ -131,6 +131,16 @@ def output_of(stem: str) -> tuple[Output, str | None] | None:
     return None
 
 
+def output_of_role(role: str) -> tuple[Output, str | None] | None:
+    """The output (and modality) a layer with this ``entrust_role`` shows; None if none."""
+    for o in OUTPUTS:
+        if o.layer is not None and not o.per_modality and o.role() == role:
+            return o, None
+        if o.layer is not None and o.per_modality and role.startswith(f"{o.layer} "):
+            return o, role[len(o.layer) + 1 :]
+    return None
+
+
 def prediction_files(modalities, out_dir: str | Path) -> dict[str, Path]:
     """The files a prediction writes (so they can be checked before any work is done), and summary.json."""
     out_dir = Path(out_dir)

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from ...outputs.catalog import OUTPUTS, Output
+from ...outputs.catalog import BY_KEY, output_of_role
 from ...review import recovery
 from ..layer_data import output_layer
 from ..layer_input import placement
@@ -24,24 +24,11 @@ _LATEST: dict[str, int] = {}  # per case key, the newest prediction asked to be 
 _TRANSIENT = ("entrust_role", "entrust_modality", "entrust_review")
 
 
-def _output_of(role: str) -> tuple[Output, str | None] | None:
-    """The output (and modality) a layer of this ``entrust_role`` shows."""
-    for output in OUTPUTS:
-        if output.layer is None:
-            continue
-        if not output.per_modality and output.role() == role:
-            return output, None
-        prefix = f"{output.layer} "
-        if output.per_modality and role.startswith(prefix):
-            return output, role[len(prefix) :]
-    return None
-
-
 def keep_prediction(key: str, viewer, mask) -> threading.Thread:
     """Write the result layers other than the mask (in a thread: at 1 mm they are hundreds of MB)."""
     maps, outputs = {}, []
     for layer in viewer.layers:
-        found = _output_of(str(layer.metadata.get("entrust_role", "")))
+        found = output_of_role(str(layer.metadata.get("entrust_role", "")))
         if found is None or found[0].key == "mask":
             continue
         name = f"{found[0].key}:{found[1] or ''}"
@@ -71,6 +58,5 @@ def kept_layers(key: str) -> list[tuple]:
     out = []
     for name in header["outputs"]:
         key_, modality = name.split(":")
-        output = next(o for o in OUTPUTS if o.key == key_)
-        out.append(output_layer(output, maps[name], modality or None, header["place"], header["metadata"]))
+        out.append(output_layer(BY_KEY[key_], maps[name], modality or None, header["place"], header["metadata"]))
     return out
