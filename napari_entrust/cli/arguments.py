@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from .. import crash_report
 from ..errors import EntrustError, InputError, OutputError
-from ..io.case_files import Source
 from ..progress import Progress
 
 if TYPE_CHECKING:
+    from ..io.case_files import Source
     from ..model.config import SamplingConfig
 
 

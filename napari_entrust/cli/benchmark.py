@@ -11,15 +11,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
-
-from ..benchmark.methods import METHOD_KEYS, METHODS, baselines_dir, missing_models, train_models
-from ..benchmark.report import report_files, write_report
-from ..benchmark.run import run_benchmark
+from ..benchmark.methods import METHOD_KEYS, METHODS, baselines_dir, missing_models
 from ..errors import EntrustError
-from ..inference.device import resolve_device
 from ..io.output_folder import check_output_folder, top_names
-from ..progress import run_to_end
 from .arguments import add_overwrite_argument, command_texts, int_at_least, progress_bar
 
 #: measured on the 2-core development CPU, one thread per training (see the README)
@@ -79,6 +73,12 @@ def _methods(text: str):
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    import torch
+
+    from ..benchmark.report import report_files, write_report
+    from ..benchmark.run import run_benchmark
+    from ..progress import run_to_end
+
     methods = _methods(args.methods)
     models = args.models or baselines_dir()
     check_output_folder(args.out, args.overwrite, top_names(args.out, report_files(args.out).values()), shared=True)
@@ -90,21 +90,7 @@ def run(args: argparse.Namespace) -> int:
             f"them (about {minutes} min on a 2-core CPU) or choose --methods without them"
         )
     if todo:
-        bar = progress_bar("training baselines")
-        try:
-            run_to_end(
-                train_models(
-                    todo,
-                    models,
-                    phantoms=args.phantoms,
-                    iterations=args.iterations,
-                    cache=args.cache,
-                    device=resolve_device("auto"),
-                ),
-                bar,
-            )
-        finally:
-            bar.close()
+        _train_missing(todo, models, args)
     work = args.work or Path(tempfile.mkdtemp(prefix="entrust-benchmark-"))
     bar = progress_bar("benchmark")
     try:
@@ -122,3 +108,26 @@ def run(args: argparse.Namespace) -> int:
     print(files["markdown"].read_text())
     print(f"wrote {', '.join(str(p) for p in files.values())} ({torch.get_num_threads()} threads)")
     return 0
+
+
+def _train_missing(todo, models: Path, args: argparse.Namespace) -> None:
+    """Train the baseline and ablation models the chosen methods need and ``models`` lacks."""
+    from ..benchmark.method_training import train_models
+    from ..inference.device import resolve_device
+    from ..progress import run_to_end
+
+    bar = progress_bar("training baselines")
+    try:
+        run_to_end(
+            train_models(
+                todo,
+                models,
+                phantoms=args.phantoms,
+                iterations=args.iterations,
+                cache=args.cache,
+                device=resolve_device("auto"),
+            ),
+            bar,
+        )
+    finally:
+        bar.close()

@@ -13,11 +13,6 @@ import math
 import sys
 from pathlib import Path
 
-from ..evaluation.evaluate import evaluation_files, run_evaluation, write_evaluation
-from ..evaluation.tables import METRIC_COLUMNS, markdown_table
-from ..io.output_folder import check_output_folder, top_names
-from ..outputs.prediction_folder import EVALUATION_FOLDER
-from ..progress import run_to_end
 from .arguments import add_overwrite_argument, command_texts, progress_bar
 
 
@@ -44,6 +39,12 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    from ..evaluation.evaluate import evaluation_files, run_evaluation, write_evaluation
+    from ..evaluation.tables import METRIC_COLUMNS, markdown_table
+    from ..io.output_folder import check_output_folder, top_names
+    from ..outputs.prediction_folder import EVALUATION_FOLDER
+    from ..progress import run_to_end
+
     out = args.out or args.predictions / EVALUATION_FOLDER
     check_output_folder(out, args.overwrite, top_names(out, evaluation_files(out).values()))
     bar = progress_bar("evaluating")

@@ -12,16 +12,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..explain.explanation import caveat, explain
-from ..explain.files import explanation_files, write_explanation
-from ..explain.targets import choose_target
-from ..inference.device import resolve_device
-from ..inference.engine import run_prediction
-from ..io.loader import load_case
-from ..io.output_folder import check_output_folder, top_names
-from ..model.checkpoint import load_checkpoint
-from ..outputs.prediction_folder import read_prediction
-from ..progress import rescaled, run_to_end
 from . import arguments
 
 
@@ -54,6 +44,17 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    from ..explain.explanation import caveat, explain
+    from ..explain.files import explanation_files, write_explanation
+    from ..explain.targets import choose_target
+    from ..inference.device import resolve_device
+    from ..inference.engine import run_prediction
+    from ..io.loader import load_case
+    from ..io.output_folder import check_output_folder, top_names
+    from ..model.checkpoint import load_checkpoint
+    from ..outputs.prediction_folder import read_prediction
+    from ..progress import rescaled, run_to_end
+
     sampling = arguments.sampling_config(args)
     source = arguments.case_source(args)
     arguments.check_not_an_input(args.out, source)

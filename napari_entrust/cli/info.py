@@ -12,7 +12,6 @@ import json
 import numpy as np
 
 from ..io.labels import LABEL_NAMES
-from ..io.loader import inspect_case
 from .arguments import add_case_arguments, case_source, command_texts, load_kwargs
 
 
@@ -26,6 +25,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    from ..io.loader import inspect_case
+
     source = case_source(args)
     case, checks = inspect_case(source, **load_kwargs(args))
     report = {

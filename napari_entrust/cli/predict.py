@@ -12,22 +12,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .. import crash_report
 from ..errors import EntrustError
-from ..inference.device import resolve_device
-from ..inference.distributed import distributed_context, finish, gather_lists
-from ..inference.engine import run_prediction
-from ..inference.validity import describe as describe_validity
-from ..io.files import check_writable
-from ..io.loader import load_case
-from ..io.modalities import MODALITIES
-from ..model.checkpoint import load_checkpoint
-from ..model.config import SamplingConfig
-from ..outputs.prediction_folder import check_prediction_folder, write_prediction
-from ..progress import run_to_end
-from ..review import worklist
 from . import arguments
+
+if TYPE_CHECKING:
+    from ..model.config import SamplingConfig
 
 
 def add_parser(sub) -> None:
@@ -55,6 +46,16 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    from ..inference.device import resolve_device
+    from ..inference.engine import run_prediction
+    from ..inference.validity import describe as describe_validity
+    from ..io.loader import load_case
+    from ..io.modalities import MODALITIES
+    from ..model.checkpoint import load_checkpoint
+    from ..outputs.prediction_folder import check_prediction_folder, write_prediction
+    from ..progress import run_to_end
+    from ..review import worklist
+
     sampling = arguments.sampling_config(args)
     source = arguments.case_source(args)
     if isinstance(source, Path) and worklist.is_case_collection(source):
@@ -84,6 +85,15 @@ def run(args: argparse.Namespace) -> int:
 
 def run_folder(args: argparse.Namespace, folder: Path, sampling: SamplingConfig) -> int:
     """Every case of ``folder`` (sharded over torchrun ranks), then the worklist on rank 0."""
+    from .. import crash_report
+    from ..inference.device import resolve_device
+    from ..inference.distributed import distributed_context, finish, gather_lists
+    from ..io.files import check_writable
+    from ..model.checkpoint import load_checkpoint
+    from ..outputs.prediction_folder import check_prediction_folder
+    from ..progress import run_to_end
+    from ..review import worklist
+
     if args.labels:
         raise EntrustError(
             f"--labels names one label file, but {folder} is a folder of cases; each case's own label file is used"

@@ -14,13 +14,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import EntrustError
-from ..heldout.case import generate_heldout_case, heldout_name, heldout_paths, save_heldout_case
-from ..heldout.events import KINDS
-from ..io.output_folder import check_output_folder, top_names
+from ..io.modalities import FORMATS
 from ..phantom.domain import DOMAINS
-from ..phantom.phantom import generate_phantom, phantom_name
-from ..phantom.writing import FORMATS, phantom_paths, write_phantom
-from ..progress import run_to_end
 from .arguments import SEED_LIMIT, add_overwrite_argument, command_texts, int_at_least, progress_bar
 
 
@@ -63,6 +58,10 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    from ..phantom.phantom import generate_phantom
+    from ..phantom.writing import write_phantom
+    from ..progress import run_to_end
+
     _check_out_dir(args)  # before generating: a taken folder costs no wait
     if args.generator == "heldout":
         return _heldout(args)
@@ -82,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_out_dir(args: argparse.Namespace) -> None:
+    from ..heldout.case import heldout_name, heldout_paths
+    from ..heldout.events import KINDS
+    from ..io.output_folder import check_output_folder, top_names
+    from ..phantom.phantom import phantom_name
+    from ..phantom.writing import phantom_paths
+
     if args.generator == "heldout":
         paths = heldout_paths(heldout_name(args.seed), args.out_dir, list(KINDS), args.raters)
     else:
@@ -91,6 +96,9 @@ def _check_out_dir(args: argparse.Namespace) -> None:
 
 def _heldout(args: argparse.Namespace) -> int:
     """A case of the independent generator (1 mm, BraTS 2023, LPS: the phantom's layout options do not apply)."""
+    from ..heldout.case import generate_heldout_case, save_heldout_case
+    from ..progress import run_to_end
+
     if (args.spacing, args.format, args.misregistration, args.domain) != (2, "brats2021", "auto", "standard"):
         raise EntrustError(
             "--generator heldout makes 1 mm BraTS 2023 cases: --spacing, --format, --misregistration"

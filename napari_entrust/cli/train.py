@@ -12,21 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from ..errors import EntrustError, exception_reason
-from ..inference.device import DEVICE_CHOICES, resolve_device
-from ..inference.distributed import finish
-from ..io.files import check_writable
-from ..model.checkpoint import load_checkpoint, save_checkpoint
-from ..model.checkpoint_file import record_sha256
+from ..inference.device import DEVICE_CHOICES
 from ..model.config import FINE_TUNABLE, ModelConfig
-from ..model.entrust_net import EnTrustNet
 from ..phantom.domain import DOMAINS
-from ..progress import run_to_end
-from ..training.cases import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, generate_phantom_cases
-from ..training.loop import TrainConfig
-from ..training.pipeline import checkpoint_statistics, train
+from ..training.train_config import TrainConfig
 from .arguments import SEED_LIMIT, add_overwrite_argument, chosen, command_texts, int_at_least, progress_bar
 
 
@@ -106,6 +96,8 @@ def _parse_overrides(items: list[str], base: ModelConfig) -> ModelConfig:
         except ValueError:
             raise EntrustError(f"--config {key} expects a value like {current!r}, got {text!r}") from None
     cfg = dataclasses.replace(base, **values)
+    from ..model.entrust_net import EnTrustNet
+
     try:  # refuse now, not after the data are prepared: a network these values cannot build
         EnTrustNet(cfg)
     except Exception as exc:  # noqa: BLE001 - MONAI and torch raise many kinds
@@ -116,6 +108,16 @@ def _parse_overrides(items: list[str], base: ModelConfig) -> ModelConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns its exit status."""
+    import torch
+
+    from ..inference.device import resolve_device
+    from ..inference.distributed import finish
+    from ..io.files import check_writable
+    from ..model.checkpoint import load_checkpoint, save_checkpoint
+    from ..model.checkpoint_file import record_sha256
+    from ..progress import run_to_end
+    from ..training.pipeline import checkpoint_statistics, train
+
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -136,28 +138,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable([args.out], args.overwrite)
     if args.phantoms + len(args.cases) == 0:
         raise EntrustError("nothing to train on: give --phantoms N and/or --cases")
-    bar = progress_bar("preparing data")
-    try:
-        train_cases = run_to_end(
-            generate_phantom_cases(
-                range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms),
-                model_spacing=cfg.spacing_mm,
-                cache_dir=args.cache,
-                domain=args.domain,
-            ),
-            bar,
-        ) + folder_cases(args.cases, cfg.spacing_mm, args.cache)
-        calib_cases = run_to_end(
-            generate_phantom_cases(
-                range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
-                model_spacing=cfg.spacing_mm,
-                cache_dir=args.cache,
-                domain=args.domain,
-            ),
-            bar,
-        ) + folder_cases(args.calibration_cases, cfg.spacing_mm, args.cache)
-    finally:
-        bar.close()
+    train_cases, calib_cases = _training_cases(args, cfg)
     if not calib_cases:
         raise EntrustError("the calibration head needs held-out cases: --calibration-phantoms N or --calibration-cases")
     names = ("iterations", "batch_size", "lr", "seed", "calibration_iterations", "calibration_slices", "workers")
@@ -193,3 +174,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {args.out} (sha256 {digest}) after {record['total_seconds']} s")
     finish(ctx)
     return 0
+
+
+def _training_cases(args: argparse.Namespace, cfg: ModelConfig) -> tuple[list, list]:
+    """The training and calibration cases: phantoms (made or read from ``--cache``) and labelled folders."""
+    from ..progress import run_to_end
+    from ..training.cases import CALIBRATION_SEED0, TRAIN_SEED0, folder_cases, generate_phantom_cases
+
+    bar = progress_bar("preparing data")
+    try:
+        train_cases = run_to_end(
+            generate_phantom_cases(
+                range(TRAIN_SEED0, TRAIN_SEED0 + args.phantoms),
+                model_spacing=cfg.spacing_mm,
+                cache_dir=args.cache,
+                domain=args.domain,
+            ),
+            bar,
+        ) + folder_cases(args.cases, cfg.spacing_mm, args.cache)
+        calib_cases = run_to_end(
+            generate_phantom_cases(
+                range(CALIBRATION_SEED0, CALIBRATION_SEED0 + args.calibration_phantoms),
+                model_spacing=cfg.spacing_mm,
+                cache_dir=args.cache,
+                domain=args.domain,
+            ),
+            bar,
+        ) + folder_cases(args.calibration_cases, cfg.spacing_mm, args.cache)
+    finally:
+        bar.close()
+    return train_cases, calib_cases

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import EntrustError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
 
 
 def available_devices() -> list[str]:
     """The device names that work on this machine (for the widget's dropdown)."""
+    import torch
+
     found = ["cpu"]
     if torch.cuda.is_available():
         found.insert(0, "cuda")
@@ -22,6 +27,8 @@ def available_devices() -> list[str]:
 def resolve_device(name: str = "auto") -> torch.device:
     """The torch device for a name; ``auto`` picks cuda, then mps, then cpu. Asking for one that is
     absent is an error, not a silent fall-back."""
+    import torch  # here, so that parsing ``--device`` costs no torch import
+
     if name not in DEVICE_CHOICES:
         raise EntrustError(f"unknown device {name!r}; choose one of {', '.join(DEVICE_CHOICES)}")
     if name == "auto":

@@ -13,6 +13,9 @@ NAMING: dict[str, dict[str, str]] = {
 #: Separator between case id and suffix, e.g. ``BraTS2021_00000_t1.nii.gz`` / ``BraTS-GLI-00000-000-t1n.nii.gz``.
 SEPARATOR: dict[str, str] = {"brats2021": "_", "brats2023": "-"}
 
+#: The ways a case's files can be named when written: BraTS 2021, BraTS 2023, one MSD Task01 4-D file.
+FORMATS: tuple[str, ...] = ("brats2021", "brats2023", "msd")
+
 #: Volume order inside a Medical Segmentation Decathlon Task01 4-D image (FLAIR, T1w, T1gd, T2w).
 MSD_ORDER: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")
 

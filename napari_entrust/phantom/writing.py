@@ -10,13 +10,11 @@ import numpy as np
 
 from ..io import labels as label_conv
 from ..io.files import write_text
-from ..io.modalities import MODALITIES, MSD_ORDER, NAMING, SEPARATOR
+from ..io.modalities import FORMATS, MODALITIES, MSD_ORDER, NAMING, SEPARATOR
 from ..io.nifti import write_on_grid
 from ..io.output_folder import output_folder, staged, top_names
 from ..progress import Steps, run_to_end
 from .phantom import GENERATOR_VERSION, Phantom
-
-FORMATS = ("brats2021", "brats2023", "msd")
 
 
 def phantom_paths(name: str, out_dir: Path, fmt: str, n_raters: int) -> dict[str, Path]:

@@ -12,7 +12,8 @@ from ..progress import Steps
 from .cases import AnyCase
 from .crops import NO_RATERS
 from .independence import independence_loss
-from .loop import TrainConfig, optimise
+from .loop import optimise
+from .train_config import TrainConfig
 
 
 def bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

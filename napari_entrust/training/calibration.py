@@ -18,7 +18,7 @@ from ..model.trustmap import CalibrationHead, trust_statistics
 from ..progress import Steps
 from .cases import AnyCase
 from .crops import CropSampler
-from .loop import TrainConfig
+from .train_config import TrainConfig
 
 
 @torch.no_grad()

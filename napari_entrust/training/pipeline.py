@@ -24,7 +24,7 @@ from ..progress import Steps, rescaled
 from .backbone import train_backbone
 from .calibration import calibration_statistics, train_calibration
 from .cases import AnyCase
-from .loop import TrainConfig
+from .train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 BACKBONE_SHARE = 0.9  #: of the progress bar, for the backbone (the calibration statistics take the rest)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from napari_entrust.benchmark.baselines import load_baseline, run_baseline
-from napari_entrust.benchmark.methods import TRAINED_MODELS, baselines_dir, train_models
+from napari_entrust.benchmark.method_training import train_models
+from napari_entrust.benchmark.methods import TRAINED_MODELS, baselines_dir
 from napari_entrust.cli import main
 from napari_entrust.errors import EntrustError
 from napari_entrust.model.checkpoint_file import recorded_sha256

@@ -29,7 +29,7 @@ def test_trust_statistics_match_hand_computed_values():
 def test_calibration_head_keeps_the_mask_and_the_uncertainty_order_and_learns_sharpness():
     from napari_entrust.inference.distributed import DistributedContext
     from napari_entrust.training.calibration import train_calibration
-    from napari_entrust.training.loop import TrainConfig
+    from napari_entrust.training.train_config import TrainConfig
 
     head = CalibrationHead()
     p = torch.linspace(0.01, 0.99, 99)

@@ -18,7 +18,7 @@ from napari_entrust.training.backbone import train_backbone
 from napari_entrust.training.case_store import StoredCase, store_case
 from napari_entrust.training.cases import TrainingCase
 from napari_entrust.training.crop_loader import rank_share
-from napari_entrust.training.loop import TrainConfig
+from napari_entrust.training.train_config import TrainConfig
 from tests.helpers import TINY
 
 
