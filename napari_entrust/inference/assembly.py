@@ -14,24 +14,35 @@ from ..model.trustmap import trustmap
 from .encoding import Encoding
 from .hypotheses import DrawnHypotheses
 from .prediction import Prediction
-from .slices import from_model_grid
+from .upsampling import embed, resample_box
 
 Box = tuple[slice, slice, slice]
 
 
-def _hypotheses_on_case_grid(regions: np.ndarray, grid, shape, boxes: list[Box]) -> tuple[np.ndarray, tuple]:
-    """(K, 3, *grid) region channels -> (K, *shape) label maps, and where they can be non-zero."""
-    k = regions.shape[0]
-    drawn: tuple[slice, ...] = (slice(None),)  # where hypotheses can be non-zero (before fixed voxels)
-    if tuple(grid) != tuple(shape):  # one hypothesis at a time, so a 1 mm case never holds K × 3 float volumes
-        return np.stack(
-            [from_regions(from_model_grid(regions[j].astype(np.float32), grid, shape)) for j in range(k)]
-        ), drawn
-    if boxes:  # hypotheses are drawn only inside the ROI boxes: their union
-        drawn += tuple(slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(3))
-    labels = np.zeros((k, *shape), np.uint8)
-    labels[drawn] = from_regions(regions[(slice(None), slice(None), *drawn[1:])].swapaxes(0, 1))
-    return labels, drawn
+def _drawn_on_case_grid(drawn: DrawnHypotheses, shape) -> tuple[np.ndarray, np.ndarray, dict, Box | None]:
+    """prob (3, *shape), the K hypotheses as label maps (K, *shape) and the statistics maps, in one
+    resampling pass over the region of interest (they are zero outside it), and where they can be non-zero."""
+    k, grid = drawn.regions.shape[0], drawn.regions.shape[2:]
+    names = list(drawn.statistics)
+    stacked = [drawn.prob, drawn.regions.reshape(3 * k, *grid), np.stack([drawn.statistics[n] for n in names])]
+    values, where = resample_box(stacked, tuple(shape))
+    prob = embed(values[:3], where, shape)
+    labels = from_regions(values[3 : 3 + 3 * k].reshape(k, 3, *values.shape[1:]).swapaxes(0, 1))
+    samples = embed(labels, where, shape, np.uint8)
+    statistics = {n: embed(values[3 + 3 * k + i], where, shape) for i, n in enumerate(names)}
+    return prob, samples, statistics, where
+
+
+def _features_on_case_grid(enc: Encoding, modalities, shape) -> dict:
+    """F_c, F_cf, F_u,m and w_m on the case grid, in one resampling pass over the head (zero outside it)."""
+    m = len(modalities)
+    values, where = resample_box([enc.consensus[None], enc.conflict[None], enc.specific, enc.weights], tuple(shape))
+    return {
+        "consensus": embed(values[0], where, shape),
+        "conflict": embed(values[1], where, shape),
+        "specific": {mod: embed(values[2 + i], where, shape) for i, mod in enumerate(modalities)},
+        "weights": {mod: embed(values[2 + m + i], where, shape) for i, mod in enumerate(modalities)},
+    }
 
 
 def hypothesis_volumes_ml(counted: np.ndarray, voxel_ml: float) -> dict[str, np.ndarray]:
@@ -42,10 +53,8 @@ def hypothesis_volumes_ml(counted: np.ndarray, voxel_ml: float) -> dict[str, np.
 
 def assemble(
     case: Case,
-    grid,
     enc: Encoding,
     drawn: DrawnHypotheses,
-    boxes: list[Box],
     modalities,
     *,
     fixed: np.ndarray | None = None,
@@ -53,33 +62,26 @@ def assemble(
 ) -> tuple[Prediction, dict[str, np.ndarray]]:
     """Every output on the case grid, and the region volumes of each hypothesis (mL)."""
     shape, k = case.shape, drawn.regions.shape[0]
-
-    def back(a: np.ndarray) -> np.ndarray:
-        return from_model_grid(a, grid, shape)
-
-    prob = back(drawn.prob)
-    samples, where = _hypotheses_on_case_grid(drawn.regions, grid, shape, boxes)
+    prob, samples, statistics, where = _drawn_on_case_grid(drawn, shape)
     if fixed is not None:  # the user's decisions come back exactly, and certain
         samples[:, fixed] = fixed_labels[fixed]
         prob[:, fixed] = to_regions(fixed_labels[fixed])
-    # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
-    mask = from_regions(region_votes(samples) > k / 2)
-    trust = trustmap(prob).astype(np.float32)
-    counted = samples if fixed is not None else samples[where]  # fixed voxels may lie anywhere
-    volumes = hypothesis_volumes_ml(counted, case.grid.voxel_volume_ml)
-    statistics = {name: back(v) for name, v in drawn.statistics.items()}
-    if fixed is not None:
         for v in statistics.values():
             v[fixed] = 0.0
+    # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
+    mask = from_regions(region_votes(samples) > k / 2)
+    trust = np.zeros(shape, np.float32)  # 0 wherever prob is 0 or 1: outside ``where`` and at fixed voxels
+    if where is not None:
+        trust[where] = trustmap(prob[(slice(None), *where)])
+    # fixed voxels may lie anywhere; otherwise hypotheses are non-zero only inside ``where``
+    counted = samples if fixed is not None or where is None else samples[(slice(None), *where)]
+    volumes = hypothesis_volumes_ml(counted, case.grid.voxel_volume_ml)
     pred = Prediction(
         mask=mask,
-        prob=prob.astype(np.float32),
+        prob=prob,
         samples=samples,
         trustmap=trust,
         **statistics,
-        consensus=back(enc.consensus),
-        conflict=back(enc.conflict),
-        specific={mod: back(enc.specific[i]) for i, mod in enumerate(modalities)},
-        weights={mod: back(enc.weights[i]) for i, mod in enumerate(modalities)},
+        **_features_on_case_grid(enc, modalities, shape),
     )
     return pred, volumes

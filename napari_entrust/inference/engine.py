@@ -89,7 +89,7 @@ def run_prediction(
 
     t = time.perf_counter()
     yield 0.92, "assembling outputs"
-    pred, volumes = assemble(case, grid, enc, drawn, boxes, cfg.modalities, fixed=fixed, fixed_labels=fixed_labels)
+    pred, volumes = assemble(case, enc, drawn, cfg.modalities, fixed=fixed, fixed_labels=fixed_labels)
     timings["assemble_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     pred.validity = report

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .normalize import normalize_case  # imported with the engine, not lazily in a worker thread
+from .upsampling import resample_nonzero
 
 
 def model_grid_shape(shape: tuple[int, int, int], spacing, model_spacing: float) -> tuple[int, int, int]:
@@ -64,12 +65,12 @@ def encoder_input(
 
 
 def from_model_grid(a: np.ndarray, grid, shape) -> np.ndarray:
-    """(..., *grid) float array -> (..., *shape) on the case grid (trilinear; identity when equal)."""
+    """(..., *grid) float array -> (..., *shape) on the case grid (trilinear; identity when equal),
+    computed only where it can be non-zero (:mod:`.upsampling`)."""
     if tuple(grid) == tuple(shape):
         return a
     lead = a.shape[:-3]
-    flat = torch.from_numpy(np.ascontiguousarray(a.reshape(-1, *grid), dtype=np.float32))
-    return resample(flat, tuple(shape)).numpy().reshape(*lead, *shape)
+    return resample_nonzero(a.reshape(-1, *grid), tuple(shape)).reshape(*lead, *shape)
 
 
 def context_stack(volume: torch.Tensor, z: torch.Tensor | list[int], context: int) -> torch.Tensor:

@@ -66,10 +66,20 @@ class Case:
         return None if self.labels is None else label_conv.to_regions(self.labels)
 
     def write(
-        self, canonical: np.ndarray, path: str | Path, *, overwrite: bool = False, dtype=None, description: str = ""
+        self,
+        canonical: np.ndarray,
+        path: str | Path,
+        *,
+        overwrite: bool = False,
+        dtype=None,
+        description: str = "",
+        scaled: bool = False,
     ) -> Path:
-        """Write an array held on this case's grid as NIfTI that overlays the reference input."""
-        return write_on_grid(canonical, self.grid, path, overwrite=overwrite, dtype=dtype, description=description)
+        """Write an array held on this case's grid as NIfTI that overlays the reference input
+        (``scaled``: as integers with a slope, see :meth:`~.nifti.ReferenceGrid.image`)."""
+        return write_on_grid(
+            canonical, self.grid, path, overwrite=overwrite, dtype=dtype, description=description, scaled=scaled
+        )
 
     @classmethod
     def from_arrays(

@@ -179,18 +179,23 @@ class ReferenceGrid:
     def voxel_volume_ml(self) -> float:
         return float(abs(np.linalg.det(self.affine[:3, :3])) / 1000.0)
 
-    def image(self, canonical: np.ndarray, dtype=None, description: str = "") -> nib.Nifti1Image:
-        """A NIfTI image of RAS+ data (shape ``canonical_shape`` plus optional trailing axes)."""
+    def image(
+        self, canonical: np.ndarray, dtype=None, description: str = "", *, scaled: bool = False
+    ) -> nib.Nifti1Image:
+        """A NIfTI image of RAS+ data (shape ``canonical_shape`` plus optional trailing axes).
+
+        ``scaled``: store float data as the integer ``dtype`` with ``scl_slope``/``scl_inter`` fitted
+        to its range by nibabel (every reader applies them), instead of casting it."""
         if tuple(canonical.shape[:3]) != self.canonical_shape:
             raise ValueError(f"array shape {canonical.shape} does not match the grid {self.canonical_shape}")
         data = geometry.from_canonical(np.asarray(canonical), self.affine)
-        if dtype is not None:
+        if dtype is not None and not scaled:
             data = data.astype(dtype, copy=False)
         if data.dtype == bool:
             data = data.astype(np.uint8)
         header = nib.Nifti1Header()
         header.set_xyzt_units(*self.header.get_xyzt_units())
-        header.set_data_dtype(data.dtype)
+        header.set_data_dtype(dtype if scaled else data.dtype)
         img = nib.Nifti1Image(data, self.affine, header)
         img.set_qform(self.affine, code=int(self.header["qform_code"]))
         img.set_sform(self.affine, code=int(self.header["sform_code"]))
@@ -215,6 +220,8 @@ def write_on_grid(
     overwrite: bool = False,
     dtype=None,
     description: str = "",
+    scaled: bool = False,
 ) -> Path:
     """Write RAS+ data back on the reference grid (orientation, affine, qform/sform codes)."""
-    return save_nifti(grid.image(canonical, dtype=dtype, description=description), path, overwrite=overwrite)
+    image = grid.image(canonical, dtype=dtype, description=description, scaled=scaled)
+    return save_nifti(image, path, overwrite=overwrite)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from ..io.labels import CONVENTIONS, from_internal, guess_convention, to_interna
 from ..io.loader import read_label_file
 from ..io.nifti import read_nifti
 from ..io.output_folder import check_output_folder, output_folder, staged, top_names
+from ..io.parallel import in_parallel
 from .catalog import SUMMARY_FILE, from_maps, maps_of, output_of, prediction_files
 from .provenance import input_hashes
 
@@ -53,21 +55,28 @@ def write_arrays(
     files["summary"] = out_dir / SUMMARY_FILE
     with output_folder(out_dir, overwrite=overwrite, ours=prediction_entries(files.values(), out_dir)) as staging:
         written = staged(files, out_dir, staging)
-        for name, data in maps.items():
-            output, modality = output_of(name) or (None, None)
-            if output is not None and output.labels:
-                data = from_internal(data, label_convention)
-            if output is not None and output.stack:
-                data = np.moveaxis(data, 0, -1)
-            case.write(
-                data,
-                written[name],
-                dtype=output.dtype if output else np.float32,
-                description=output.describe(modality) if output else name,
-            )
+        in_parallel(
+            [partial(_write_map, case, name, data, written[name], label_convention) for name, data in maps.items()]
+        )
         summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
         write_text(written["summary"], json.dumps(summary, indent=2))
     return files
+
+
+def _write_map(case: Case, name: str, data: np.ndarray, path: Path, label_convention: str) -> None:
+    """One output as NIfTI, stored as the catalog says (label values, channel order, type)."""
+    output, modality = output_of(name) or (None, None)
+    if output is not None and output.labels:
+        data = from_internal(data, label_convention)
+    if output is not None and output.stack:
+        data = np.moveaxis(data, 0, -1)
+    case.write(
+        data,
+        path,
+        dtype=output.dtype if output else np.float32,
+        description=output.describe(modality) if output else name,
+        scaled=output.scaled if output else False,
+    )
 
 
 def prediction_entries(files, out_dir: Path) -> set[str]:
