@@ -21,6 +21,7 @@ import torch
 
 from ..errors import EntrustError
 from .methods import METHODS, Method
+from .tensor_memory import peak_tensor_bytes, tensor_bytes
 
 RUN_FILE = "run.json"
 
@@ -52,7 +53,8 @@ class PeakMemory:
 
 
 def _predictor(method: Method, models_dir: Path, samples: int, steps: int):
-    """Load the method's models; returns (predict(case) -> prediction, parameter count)."""
+    """Load the method's models; returns (predict(case) -> prediction, parameter count, the modules
+    it holds between cases)."""
     from ..progress import run_to_end
     from .baselines import load_baseline, parameter_count, run_baseline
 
@@ -65,22 +67,24 @@ def _predictor(method: Method, models_dir: Path, samples: int, steps: int):
         bundle = load_checkpoint(models_dir / file if file else None)
         sampling = SamplingConfig(samples=samples, steps=steps, **method.sampling)
         params = parameter_count(bundle.net) + parameter_count(bundle.calibration)
-        return (lambda case: predict_case(case, bundle, sampling)), params
+        return (lambda case: predict_case(case, bundle, sampling)), params, [bundle.net, bundle.calibration]
     paths = [models_dir / f for f in method.files]
     if method.at_once:
         members = [load_baseline(p) for p in paths]
         params = sum(parameter_count(m.net) for m in members)
+        held = [m.net for m in members]
     else:  # one at a time: only the paths are held; each member is loaded when its pass comes
 
         def members(i: int):
             return load_baseline(paths[i])
 
         params = parameter_count(load_baseline(paths[0]).net) * len(paths)
+        held = []
 
     def predict(case):
         return run_to_end(run_baseline(case, members, n_members=len(paths), passes=method.passes, seed=0))
 
-    return predict, params
+    return predict, params, held
 
 
 def run_method(
@@ -95,7 +99,7 @@ def run_method(
     seconds = []
     with PeakMemory() as memory:
         t = time.perf_counter()
-        predict, params = _predictor(method, models_dir, samples, steps)
+        predict, params, held = _predictor(method, models_dir, samples, steps)
         load_s = time.perf_counter() - t
         for case in cases:
             t = time.perf_counter()
@@ -107,6 +111,9 @@ def run_method(
                 write_arrays(
                     case, pred.maps(), out_dir / case.name, {**pred.summary, "method": method.name}, overwrite=True
                 )
+    # one more pass over the first case under the profiler (it slows the ops it records, so not timed)
+    _, live_peak = peak_tensor_bytes(lambda: predict(cases[0]))
+    weights = tensor_bytes(held)
     record = {
         "method": method.key,
         "name": method.name,
@@ -117,6 +124,8 @@ def run_method(
         "peak_rss_mb": memory.peak / 2**20,
         "working_memory_mb": (memory.peak - memory.start) / 2**20,
         "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "tensor_memory_mb": (weights + live_peak) / 2**20,  # peak live tensors + weights held (the paper's)
+        "held_weights_mb": weights / 2**20,
         "parameters": params,
         "threads": torch.get_num_threads(),
         "pid": os.getpid(),

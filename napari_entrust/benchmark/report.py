@@ -41,15 +41,17 @@ def ratios_and_targets(rows: dict[str, dict]) -> dict:
     for key, label in (("ensemble", "held at once"), ("ensemble_sequential", "one at a time")):
         if key in rows:
             ens = rows[key]
+            if _finite(e.get("tensor_memory_mb")) and _finite(ens.get("tensor_memory_mb")):
+                out["ratios"][f"memory / ensemble {label} (tensors)"] = e["tensor_memory_mb"] / ens["tensor_memory_mb"]
             out["ratios"][f"memory / ensemble {label} (working)"] = e["working_memory_mb"] / ens["working_memory_mb"]
             out["ratios"][f"memory / ensemble {label} (peak RSS)"] = e["peak_rss_mb"] / ens["peak_rss_mb"]
             out["ratios"][f"time / ensemble {label}"] = e["mean_seconds"] / ens["mean_seconds"]
     if "ensemble" in rows:
         ens = rows["ensemble"]
         out["targets"]["Dice WT >= ensemble - 0.01"] = e["dice_WT"] >= ens["dice_WT"] - 0.01
-        out["targets"]["peak memory <= 0.5 x ensemble held at once (working)"] = (
-            out["ratios"]["memory / ensemble held at once (working)"] <= 0.5
-        )
+        tensors = out["ratios"].get("memory / ensemble held at once (tensors)")
+        if tensors is not None:  # the paper's measure; RSS and working memory stay beside it
+            out["targets"]["memory <= 0.5 x ensemble held at once (peak live tensors + weights)"] = tensors <= 0.5
         out["targets"]["time <= 1 x ensemble"] = out["ratios"]["time / ensemble held at once"] <= 1.0
     return out
 
@@ -59,6 +61,7 @@ TABLE_COLUMNS = (
     ("mean_seconds", "s / case", ".2f"),
     ("peak_rss_mb", "peak RSS MB", ".0f"),
     ("working_memory_mb", "working MB", ".0f"),
+    ("tensor_memory_mb", "tensor MB", ".1f"),
     ("parameters", "params", ","),
 )
 

@@ -30,6 +30,8 @@ from .methods import METHODS, Method
 from .report import ratios_and_targets
 
 log = logging.getLogger(__name__)
+#: what the table takes from each method's own process (:func:`.method_process.run_method`)
+RUN_FIELDS = ("mean_seconds", "peak_rss_mb", "working_memory_mb", "tensor_memory_mb", "parameters", "model_load_s")
 
 
 def make_cases(folder: Path, n: int, spacing: int = 2) -> Steps[list[Path]]:
@@ -77,7 +79,7 @@ def run_benchmark(
             "name": method.name,
             **result["aggregate"]["mean"],
             "case_ranking": result["aggregate"]["case_score_vs_error_spearman"],
-            **{k: run[k] for k in ("mean_seconds", "peak_rss_mb", "working_memory_mb", "parameters", "model_load_s")},
+            **{k: run[k] for k in RUN_FIELDS},
         }
         curves[method.key] = result["aggregate"]["curves"]
         per_case[method.key] = [{k: v for k, v in r.items() if k != "_curves"} for r in result["per_case"]]

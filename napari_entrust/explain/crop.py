@@ -112,7 +112,7 @@ class TargetCrop:
     def contributions(self, f: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Σ over the target of the fused probability, per scored slice ``rows`` (encoder outputs ``f``)."""
         with torch.inference_mode():
-            p = torch.sigmoid(self.net.enfuse(f).fused_logits[:, self.channel])
+            p = torch.sigmoid(self.net.enfuse.fused_logits(f)[:, self.channel])
             return (p * self.target_slices().to(self.device)[rows]).sum((1, 2)).float().cpu()
 
     def with_baseline(self, where: np.ndarray) -> torch.Tensor:

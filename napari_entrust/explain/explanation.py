@@ -80,9 +80,10 @@ def _model_target(target: np.ndarray, grid) -> np.ndarray:
 
 
 def _attributions(
-    crop: TargetCrop, head: np.ndarray, seed: int, should_stop: ShouldStop | None
-) -> Steps[tuple[dict, dict]]:
-    """Every map of the clean input and of one noisy input (for robustness), by method."""
+    crop: TargetCrop, head: np.ndarray, seed: int, should_stop: ShouldStop | None, noisy_input: bool = True
+) -> Steps[tuple[dict, dict | None]]:
+    """Every map of the clean input and of one noisy input (for robustness; None without
+    ``noisy_input``, which saves the second intervention map), by method."""
     rng = torch.Generator().manual_seed(seed)
     head_crop = torch.from_numpy(head[crop.crop])
 
@@ -95,11 +96,12 @@ def _attributions(
     grad, noisy_grad = grad_cam(crop.volume), grad_cam(noisy_volume)
     draws = [grad_cam(noisy()) for _ in range(STABILITY_DRAWS - 1)]
     occlusion = {}
-    for name, vol, lo in (("clean", crop.volume, 0.05), ("noisy", noisy_volume, 0.5)):
+    runs = (("clean", crop.volume, 0.05, 0.45), ("noisy", noisy_volume, 0.5, 0.45))
+    for name, vol, lo, span in runs if noisy_input else (("clean", crop.volume, 0.05, 0.9),):
         occlusion[name] = yield from rescaled(
             intervention_map(crop, vol),
             lo,
-            0.45,
+            span,
             f"intervention{' (noisy input)' if name == 'noisy' else ''}: ",
             should_stop,
         )
@@ -110,6 +112,8 @@ def _attributions(
         "fused": fuse(grad, occlusion["clean"], gradient_stability(crop, [grad, noisy_grad, *draws]), where),
         "random": np.where(where, np.random.default_rng(seed).random(where.shape), 0.0),
     }
+    if not noisy_input:
+        return maps, None
     noisy_maps = {
         "gradient": noisy_grad,
         "intervention": occlusion["noisy"],
@@ -119,15 +123,17 @@ def _attributions(
     return maps, noisy_maps
 
 
-def _faithfulness(crop: TargetCrop, maps: dict, noisy_maps: dict, seed: int, spacing_mm: float) -> Steps[dict]:
-    """Deletion/insertion curves, leakage and robustness of every map."""
+def _faithfulness(
+    crop: TargetCrop, maps: dict, noisy_maps: dict | None, seed: int, spacing_mm: float, methods=METHODS
+) -> Steps[dict]:
+    """Deletion/insertion curves, leakage and robustness (None without noisy maps) of ``methods``' maps."""
     faith = {}
-    for i, method in enumerate(METHODS):
-        yield i / len(METHODS), f"faithfulness of the {method} map"
+    for i, method in enumerate(methods):
+        yield i / len(methods), f"faithfulness of the {method} map"
         faith[method] = {
             **curves(crop, maps[method], seed),
             "leakage": leakage(maps[method], crop.target.numpy(), spacing_mm),
-            "robustness": robustness(maps[method], noisy_maps[method], crop.elements),
+            "robustness": None if noisy_maps is None else robustness(maps[method], noisy_maps[method], crop.elements),
         }
     return faith
 
@@ -152,6 +158,7 @@ def explain(
     sampling: SamplingConfig | None = None,
     memory_mb: float = 1024,
     pipeline_effects: bool = True,
+    measure_all_maps: bool = True,
     seed: int = 0,
     should_stop: ShouldStop | None = None,
 ) -> Steps[Explanation]:
@@ -159,6 +166,9 @@ def explain(
 
     ``channel``: region channel (0 WT, 1 TC, 2 ET); default the most uncertain one over the target.
     ``pipeline_effects``: also re-run the prediction once per modality (:func:`~.pipeline_effects.modality_effects`).
+    ``measure_all_maps``: faithfulness of every map, robustness included; False (the viewer, about
+    half the time): only the fused map and the random floor, without robustness (it needs a second
+    intervention map, of a noisy input). The maps themselves are the same either way.
     """
     target = np.asarray(target, bool)
     if target.shape != case.shape:
@@ -175,10 +185,14 @@ def explain(
     head = head_voxels(volume)[0].numpy()
     crop = TargetCrop(volume, _model_target(target, grid), head, bundle, channel, memory_mb)
     maps, noisy_maps = yield from rescaled(
-        _attributions(crop, head, seed, should_stop), 0.02 * share, (MAPS_SHARE - 0.02) * share, should_stop=should_stop
+        _attributions(crop, head, seed, should_stop, noisy_input=measure_all_maps),
+        0.02 * share,
+        (MAPS_SHARE - 0.02) * share,
+        should_stop=should_stop,
     )
+    measured = METHODS if measure_all_maps else ("fused", "random")
     faith = yield from rescaled(
-        _faithfulness(crop, maps, noisy_maps, seed, cfg.spacing_mm),
+        _faithfulness(crop, maps, noisy_maps, seed, cfg.spacing_mm, measured),
         MAPS_SHARE * share,
         (1 - MAPS_SHARE) * share,
         should_stop=should_stop,
@@ -239,6 +253,7 @@ def _summary(
             "on_target_mm": ON_TARGET_MM,
             "seed": seed,
             "pipeline_effects": pipeline_effects,
+            "maps_measured": list(explanation.faithfulness),
         },
         "seconds": round(time.perf_counter() - t0, 2),
     }

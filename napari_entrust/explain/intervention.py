@@ -16,6 +16,7 @@ from .crop import TargetCrop
 
 BLOCK = (4, 4, 2)  #: smallest occlusion block in model voxels (8 × 8 × 4 mm at 2 mm)
 MAX_BLOCKS = 250  #: per modality; larger targets get proportionally larger blocks
+OCCLUSION_BATCH = 8  #: blocks whose encoder re-runs go through the network together
 
 
 def block_size(box: tuple[slice, ...]) -> tuple[int, int, int]:
@@ -61,8 +62,8 @@ def intervention_map(crop: TargetCrop, volume: torch.Tensor) -> Steps[np.ndarray
     zs = np.asarray(crop.zs)
     count, done = sum(map(len, blocks)), 0
     for m, mine in enumerate(blocks):
-        for start in range(0, len(mine), 8):
-            batch = mine[start : start + 8]
+        for start in range(0, len(mine), OCCLUSION_BATCH):
+            batch = mine[start : start + OCCLUSION_BATCH]
             stacks, rows, owner = [], [], []
             for b, (_, sx, sy, sz) in enumerate(batch):
                 affected = np.flatnonzero((zs >= sz.start - ctx) & (zs < sz.stop + ctx))

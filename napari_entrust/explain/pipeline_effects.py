@@ -1,8 +1,9 @@
 """The whole pipeline intervened on once per modality: how the TrustMap and the mask change.
 
 Each modality in turn is set to its healthy-tissue value inside the target's box and the
-prediction is re-run with the same sampling; the change of the mean TrustMap over the target and
-the share of the box whose label changed are that modality's effect.
+prediction is re-run with the same sampling, drawing hypotheses only where they reach the box (as
+they would be in a whole run there); the change of the mean TrustMap over the target and the share
+of the box whose label changed are that modality's effect.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def modality_effects(
         image[region & head] = float(np.median(case.images[mod][head]))
         changed = Case(case.name, {**case.images, mod: image}, case.grid, layout=case.layout, sources=case.sources)
         pred = yield from rescaled(
-            run_prediction(changed, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop),
+            run_prediction(changed, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop, within=box),
             j / len(mods),
             1 / len(mods),
             f"without {mod}: ",

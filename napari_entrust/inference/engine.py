@@ -23,10 +23,11 @@ from ..model.trustmap import case_score
 from ..progress import ShouldStop, Steps, rescaled, run_to_end
 from . import validity
 from .assembly import assemble
-from .encoding import encode_volume
+from .encoding import Encoding, encode_volume
+from .encoding_cache import EncodingCache, encoding_key
 from .hypotheses import FixedVoxels, draw_hypotheses
 from .prediction import Prediction
-from .roi import on_model_grid, region_boxes, region_of_interest, with_fixed_voxels
+from .roi import box_on_model_grid, on_model_grid, region_boxes, region_of_interest, with_fixed_voxels
 from .slices import case_volume, head_box, head_voxels
 
 
@@ -39,12 +40,17 @@ def run_prediction(
     should_stop: ShouldStop | None = None,
     fixed: np.ndarray | None = None,
     fixed_labels: np.ndarray | None = None,
+    encodings: EncodingCache | None = None,
+    within: tuple[slice, slice, slice] | None = None,
 ) -> Steps[Prediction]:
     """Segment ``case``; yields ``(fraction, message)``, returns the :class:`Prediction`.
 
     ``fixed`` (bool, case grid) and ``fixed_labels`` (internal labels, case grid) hold voxels a user
     has decided: they are imposed at every denoising step (inpainting), so the rest of each
     hypothesis settles consistently with them, and they come back unchanged and certain.
+    ``encodings`` keeps the last encoding and reuses it for the same inputs (re-sampling with edits).
+    ``within`` (case grid): hypotheses only where they reach this box, exactly as in a whole run there
+    and 0 elsewhere (re-runs read only there: explanations).
     """
     sampling = sampling or SamplingConfig()
     sampling.validate()
@@ -63,10 +69,7 @@ def run_prediction(
 
     t = time.perf_counter()
     enc = yield from rescaled(
-        encode_volume(volume, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop),
-        0.05,
-        0.25,
-        should_stop=should_stop,
+        _encoded(volume, bundle, sampling, memory_mb, should_stop, encodings), 0.05, 0.25, should_stop=should_stop
     )
     timings["encode_s"] = time.perf_counter() - t
     if bundle.validity:
@@ -80,7 +83,17 @@ def run_prediction(
         roi = with_fixed_voxels(roi, known.mask, enc.head)
     parts, boxes = region_boxes(roi)
     drawn = yield from rescaled(
-        draw_hypotheses(enc, bundle, sampling, parts, boxes, fixed=known, memory_mb=memory_mb, should_stop=should_stop),
+        draw_hypotheses(
+            enc,
+            bundle,
+            sampling,
+            parts,
+            boxes,
+            fixed=known,
+            memory_mb=memory_mb,
+            should_stop=should_stop,
+            within=None if within is None else box_on_model_grid(within, case.shape, grid),
+        ),
         0.3,
         0.6,
         should_stop=should_stop,
@@ -96,6 +109,19 @@ def run_prediction(
     pred.summary = _summary(case, bundle, sampling, pred, volumes, timings, grid, boxes, memory_mb, fixed)
     yield 1.0, "done"
     return pred
+
+
+def _encoded(
+    volume, bundle: ModelBundle, sampling: SamplingConfig, memory_mb: float, should_stop, encodings
+) -> Steps[Encoding]:
+    """The encoders' output for ``volume``: the kept one if ``encodings`` holds it for these inputs."""
+    key = encoding_key(volume, bundle, sampling) if encodings is not None else ""
+    enc = encodings.get(key) if encodings is not None else None
+    if enc is None:
+        enc = yield from encode_volume(volume, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop)
+        if encodings is not None:
+            encodings.put(key, enc)
+    return enc
 
 
 def predict_case(case: Case, bundle: ModelBundle, sampling: SamplingConfig | None = None, **kwargs) -> Prediction:

@@ -113,6 +113,37 @@ def _put(target: np.ndarray, values: np.ndarray, where: tuple) -> None:
     view[..., inside] = values[..., inside]
 
 
+def _slices_within(box, within) -> range:
+    """The slices of a part's box to draw: all of them, or those inside ``within`` if the box reaches it."""
+    sz = box[2]
+    if within is None:
+        return range(sz.start, sz.stop)
+    if any(b.stop <= w.start or b.start >= w.stop for b, w in zip(box[:2], within[:2])):
+        return range(0)
+    return range(max(sz.start, within[2].start), min(sz.stop, within[2].stop))
+
+
+def _edited_slices(fixed: FixedVoxels | None, box) -> set[int]:
+    """The slices of ``box`` that hold fixed voxels: only they need inpainting and its harmonisation."""
+    if fixed is None:
+        return set()
+    sx, sy, sz = box
+    return {sz.start + int(i) for i in np.flatnonzero(fixed.mask[sx, sy, sz].any(axis=(0, 1)))}
+
+
+def _chunks(zs: range, size: int, edited: set[int]) -> list[list[int]]:
+    """Consecutive slices in chunks of at most ``size``, never mixing edited slices with others: the
+    harmonisation repeats every step ``inpaint_jumps`` times, and a slice without fixed voxels would
+    pay for it and get exactly its plain trajectory (slices are drawn independently)."""
+    out: list[list[int]] = []
+    for z in zs:
+        if out and len(out[-1]) < size and ((out[-1][-1] in edited) == (z in edited)):
+            out[-1].append(z)
+        else:
+            out.append([z])
+    return out
+
+
 def draw_hypotheses(
     enc: Encoding,
     bundle: ModelBundle,
@@ -123,25 +154,32 @@ def draw_hypotheses(
     fixed: FixedVoxels | None = None,
     memory_mb: float = 1024,
     should_stop: ShouldStop | None = None,
+    within: tuple[slice, slice, slice] | None = None,
 ) -> Steps[DrawnHypotheses]:
-    """Sample every box of the region (``parts``: its connected parts, labelled 1, 2, … in box order)."""
+    """Sample every box of the region (``parts``: its connected parts, labelled 1, 2, … in box order).
+
+    ``within`` (model grid): draw only the parts that reach this box, and only their slices inside it;
+    every slice drawn is exactly as in the whole run (its noise depends on its part's box, not on
+    what is skipped), the rest stays 0. For re-runs that are read only there (explanations)."""
     grid, k = enc.fused_wt.shape, sampling.samples
     drawn = DrawnHypotheses(
         np.zeros((3, *grid), np.float32),
         np.zeros((k, 3, *grid), bool),
         {name: np.zeros(grid, np.float32) for name in STATISTICS},
     )
-    total_slices, done = sum(b[2].stop - b[2].start for b in boxes), 0
+    z_ranges = [_slices_within(b, within) for b in boxes]
+    total_slices, done = sum(len(r) for r in z_ranges), 0
     with torch.inference_mode():
-        for part, box in enumerate(boxes, start=1):
+        for part, (box, z_range) in enumerate(zip(boxes, z_ranges), start=1):
+            if not z_range:
+                continue
             sx, sy, sz = box
             inside = parts[sx, sy, sz] == part  # write only this part's voxels
             h, w = sx.stop - sx.start, sy.stop - sy.start
             per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + bundle.config.denoiser_channels * 8 + 3 * 6)
             chunk = slices_per_chunk(per_slice, memory_mb)
-            for z0 in range(sz.start, sz.stop, chunk):
+            for zs in _chunks(z_range, chunk, _edited_slices(fixed, box)):
                 stop_if_asked(should_stop)
-                zs = list(range(z0, min(z0 + chunk, sz.stop)))
                 probs, stats, calibrated = _draw_chunk(enc, bundle, sampling, box, zs, fixed, should_stop)
                 where = (sx, sy, slice(zs[0], zs[-1] + 1), inside[..., [z - sz.start for z in zs]])
                 _put(drawn.prob, calibrated.cpu().numpy().transpose(1, 2, 3, 0), where)

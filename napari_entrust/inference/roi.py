@@ -54,3 +54,13 @@ def on_model_grid(fixed: np.ndarray, regions: np.ndarray, grid) -> tuple[np.ndar
     both = torch.from_numpy(np.concatenate([fixed[None], regions]).astype(np.float32))
     out = resample(both, tuple(grid)).numpy() > 0.5
     return out[0], out[1:]
+
+
+def box_on_model_grid(box: tuple[slice, ...], shape, grid, margin: int = 1) -> tuple[slice, slice, slice]:
+    """A case-grid box as the model-grid box that covers it, rounded outwards and grown by ``margin``
+    model voxels (trilinear upsampling reads one model voxel beyond a case voxel's own)."""
+    out = []
+    for b, s, g in zip(box, shape, grid):
+        start, stop = b.start or 0, s if b.stop is None else b.stop
+        out.append(slice(max(0, int(np.floor(start * g / s)) - margin), min(g, int(np.ceil(stop * g / s)) + margin)))
+    return tuple(out)

@@ -68,9 +68,10 @@ def resample_box(maps: list[np.ndarray], shape: tuple[int, int, int]) -> tuple[n
     x = torch.from_numpy(np.concatenate([a[(slice(None), *sources)].astype(np.float32) for a in maps]))
     c, (nx, ny, nz) = x.shape[0], x.shape[1:]
     ox, oy, oz = (m.shape[0] for m in matrices)
-    x = torch.matmul(matrices[0], x.reshape(c, nx, ny * nz))  # along X: (C, ox, Y·Z)
-    x = torch.matmul(matrices[1], x.reshape(c * ox, ny, nz))  # along Y: (C·ox, oy, Z)
-    x = torch.matmul(x, matrices[2].T)  # along Z: (C·ox, oy, oz)
+    with torch.autocast("cpu", enabled=False):  # outputs stay float32 under a caller's mixed precision
+        x = torch.matmul(matrices[0], x.reshape(c, nx, ny * nz))  # along X: (C, ox, Y·Z)
+        x = torch.matmul(matrices[1], x.reshape(c * ox, ny, nz))  # along Y: (C·ox, oy, Z)
+        x = torch.matmul(x, matrices[2].T)  # along Z: (C·ox, oy, oz)
     return x.reshape(c, ox, oy, oz).numpy(), targets
 
 

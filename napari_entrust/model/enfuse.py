@@ -72,6 +72,16 @@ class EnFuse(nn.Module):
         layers = (self.gate, self.project_consensus, self.project_specific)
         return torch.cat([p.weight[:, :, 0, 0] for p in layers]), torch.cat([p.bias for p in layers])
 
+    def fused_logits(self, f: torch.Tensor) -> torch.Tensor:
+        """The fused head's logits alone for f (B, M, C, H, W): F_c and nothing else (no conflict branch,
+        no F_u,m), as :meth:`forward` computes them; explanations score thousands of occluded inputs."""
+        layers = (self.gate, self.project_consensus)
+        weight, bias = torch.cat([p.weight[:, :, 0, 0] for p in layers]), torch.cat([p.bias for p in layers])
+        projected = channel_map(weight, bias, f)  # (B, M, 1 + Cc, H, W)
+        weights = torch.softmax(projected[:, :, 0], dim=1)
+        consensus = (weights[:, :, None] * projected[:, :, 1:]).sum(1)
+        return pointwise(self.fused_head, consensus)
+
     def forward(self, f: torch.Tensor) -> Features:
         """f: (B, M, C, H, W) encoder outputs."""
         return self.fuse(channel_map(*self.projections(), f).unbind(1))

@@ -20,6 +20,7 @@ from napari.utils.notifications import show_error, show_info
 from .. import crash_report
 from ..errors import Cancelled, EntrustError
 from ..inference.device import resolve_device
+from ..inference.encoding_cache import EncodingCache
 from ..inference.engine import run_prediction
 from ..inference.prediction import Prediction
 from ..model.checkpoint import ModelBundle, load_checkpoint
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _STEPS = 1000  #: progress-bar resolution
+#: the last run's encoding, shared by both widgets: "Re-sample with my edits" after a run skips the encoders
+ENCODINGS = EncodingCache()
 
 
 def describe_error(exc: BaseException, where: str = "") -> str:
@@ -103,7 +106,9 @@ class PredictionRunner:
         GUI thread."""
 
         def work(bundle: ModelBundle, should_stop: ShouldStop):
-            pred = yield from run_prediction(case, bundle, sampling, should_stop=should_stop, **engine_kwargs)
+            pred = yield from run_prediction(
+                case, bundle, sampling, should_stop=should_stop, encodings=ENCODINGS, **engine_kwargs
+            )
             return prepare(pred, bundle)
 
         self.start_work(f"EnTrust {case.name}", model_path, device, work, on_result)

@@ -61,3 +61,61 @@ def test_fixed_voxels_must_match_the_case(first_pass):
     case, bundle, sampling, _ = first_pass
     with pytest.raises(ValueError, match="must both have the case's shape"):
         predict_case(case, bundle, sampling, fixed=np.zeros((3, 3, 3), bool), fixed_labels=np.zeros((3, 3, 3)))
+
+
+def _one_slice_edit(case, before) -> tuple[np.ndarray, int]:
+    """Fixed voxels inside the tumour, in one axial slice only."""
+    x, y, z = (int(np.median(a)) for a in np.nonzero(before.mask))
+    fixed = np.zeros(case.shape, bool)
+    fixed[x - 3 : x + 3, y - 3 : y + 3, z] = True
+    return fixed, z
+
+
+def test_slices_without_edits_keep_their_hypotheses_exactly(first_pass):
+    # only edited slices pay for the harmonisation; the others are drawn as in the plain run
+    case, bundle, sampling, before = first_pass
+    fixed, z = _one_slice_edit(case, before)
+    after = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask)
+    others = np.arange(case.shape[2]) != z
+    np.testing.assert_array_equal(after.samples[..., others], before.samples[..., others])
+    np.testing.assert_array_equal(after.trustmap[..., others], before.trustmap[..., others])
+    assert (after.samples[..., z] != before.samples[..., z]).any() or (after.trustmap[..., z] == 0).any()
+
+
+def test_re_sampling_reuses_the_last_encoding_only_for_the_same_inputs(first_pass, monkeypatch):
+    from dataclasses import replace
+
+    import napari_entrust.inference.engine as engine
+    from napari_entrust.inference.encoding_cache import EncodingCache
+
+    case, bundle, sampling, before = first_pass
+    encoded = []
+    real = engine.encode_volume
+    monkeypatch.setattr(engine, "encode_volume", lambda *a, **kw: encoded.append(1) or real(*a, **kw))
+    fixed, _ = _one_slice_edit(case, before)
+    cache = EncodingCache()
+    predict_case(case, bundle, sampling, encodings=cache)
+    reused = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask, encodings=cache)
+    assert len(encoded) == 1
+    fresh = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask)
+    np.testing.assert_array_equal(reused.samples, fresh.samples)
+    np.testing.assert_array_equal(reused.trustmap, fresh.trustmap)
+    # another image, or another conflict scale, is encoded afresh
+    changed = replace(case, images={**case.images, "t1ce": case.images["t1ce"] * 1.5})
+    predict_case(changed, bundle, sampling, encodings=cache)
+    predict_case(case, bundle, SamplingConfig(samples=8, steps=10, conflict_scale=0.0), encodings=cache)
+    assert len(encoded) == 4
+
+
+def test_a_run_within_a_box_draws_exactly_the_whole_run_there_and_nothing_elsewhere(first_pass):
+    # explanations re-run the pipeline once per modality and read it only in the region's box
+    case, bundle, sampling, before = first_pass
+    x, y, z = (int(np.median(a)) for a in np.nonzero(before.mask))
+    box = (slice(x - 6, x + 6), slice(y - 6, y + 6), slice(z - 2, z + 3))
+    part = predict_case(case, bundle, sampling, within=box)
+    np.testing.assert_array_equal(part.samples[(slice(None), *box)], before.samples[(slice(None), *box)])
+    np.testing.assert_array_equal(part.trustmap[box], before.trustmap[box])
+    np.testing.assert_array_equal(part.mask[box], before.mask[box])
+    outside = np.ones(case.shape, bool)
+    outside[:, :, max(0, z - 6) : z + 7] = False  # beyond the box's slices (and a model voxel's reach)
+    assert not part.samples[:, outside].any() and before.samples[:, outside].any()

@@ -58,3 +58,11 @@ def test_features_are_enfuse_of_the_encoders_as_the_design_writes_it(res_units):
     ):
         torch.testing.assert_close(getattr(got, name), want, atol=1e-4, rtol=1e-4, msg=name)
         torch.testing.assert_close(getattr(trained, name).detach(), want, atol=1e-4, rtol=1e-4, msg=name)
+
+
+def test_the_fused_head_alone_gives_what_the_whole_enfuse_gives(tiny):
+    # explanations score thousands of occluded inputs through this shorter path
+    enfuse = tiny.net.enfuse.eval()
+    f = torch.randn(3, len(tiny.config.modalities), enfuse.gate.in_channels, 24, 20)
+    with torch.inference_mode():
+        torch.testing.assert_close(enfuse.fused_logits(f), enfuse(f).fused_logits)

@@ -38,7 +38,7 @@ def explanation_lines(region: UncertainRegion, result: Explanation) -> list[str]
             effect = f", TrustMap {effects[m]['trustmap_change']:+.2f}" if m in effects else ""
             lines.append(f"  {DISPLAY_NAMES.get(m, m)}: {shares[m]:.0%} of the attribution{effect}")
     f = result.faithfulness
-    aucs = {m: f[m]["deletion_auc"] for m in ("fused", "gradient", "intervention", "random")}
+    aucs = {m: f[m]["deletion_auc"] for m in ("fused", "gradient", "intervention", "random") if m in f}
     lines.append(
         "Deletion AUC (the region's score, 1 for the image as it is and 0 with every input at healthy "
         "tissue, averaged as the most attributed voxels are replaced first; lower = more faithful, "
@@ -50,7 +50,11 @@ def explanation_lines(region: UncertainRegion, result: Explanation) -> list[str]
             "some voxels changed the prediction more than replacing all): read it as very faithful, "
             "with an interaction between voxels."
         )
-    lines.append(f"Off-target share {f['fused']['leakage']:.0%}, robustness {f['fused']['robustness']:.2f}.")
+    robust = f["fused"]["robustness"]
+    lines.append(
+        f"Off-target share {f['fused']['leakage']:.0%}"
+        + (f", robustness {robust:.2f}." if robust is not None else "; `entrust explain` also measures robustness.")
+    )
     return lines
 
 
@@ -129,7 +133,9 @@ class ExplainPanel(QWidget):
         sampling = SamplingConfig(**mask.metadata.get("entrust_sampling", {}))
 
         def work(bundle, should_stop):
-            result = yield from explain(case, bundle, prediction, target, sampling=sampling, should_stop=should_stop)
+            result = yield from explain(
+                case, bundle, prediction, target, sampling=sampling, measure_all_maps=False, should_stop=should_stop
+            )
             result.maps = {k: np.stack([to_layer(v) for v in maps]) for k, maps in result.maps.items()}
             return result
 
