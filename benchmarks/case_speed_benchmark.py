@@ -58,7 +58,16 @@ def io_floor(case_dir: Path, work: Path) -> float:
 
 
 def spread(values: list[float]) -> dict:
+    """Median, min and max of repeated measurements (and the runs themselves)."""
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
+
+
+def write_results(out: Path, stem: str, result: dict, lines: list[str]) -> None:
+    """Print the table and write ``stem.json`` (every number) and ``stem.md`` (the table) to ``out``."""
+    print("\n".join(lines))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=2))
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def measure(case_dir: Path, work: Path, repeats: int, samples: int) -> dict:
@@ -126,11 +135,7 @@ def main() -> None:
             save_heldout_case(make_heldout_case(seed=3), case_dir)
         result = measure(case_dir, work, args.repeats, args.samples)
     result["threads"] = os.cpu_count()
-    lines = table(result)
-    print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "case_speed.json").write_text(json.dumps(result, indent=2))
-    (args.out / "case_speed.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "case_speed", result, table(result))
 
 
 if __name__ == "__main__":

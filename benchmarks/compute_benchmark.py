@@ -20,10 +20,11 @@ EnTrust runs once per ``--steps`` value (fewer DDIM steps is the cheaper setting
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 from pathlib import Path
+
+from case_speed_benchmark import spread, write_results  # a sibling script: its folder is on sys.path
 
 from napari_entrust.benchmark.method_process import run_in_fresh_process
 from napari_entrust.benchmark.methods import METHODS, baselines_dir
@@ -33,10 +34,6 @@ from napari_entrust.progress import run_to_end
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"time": 1.0, "tensor memory": 0.5}
 BY_KEY = {m.key: m for m in METHODS}
-
-
-def spread(values: list[float]) -> dict:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
 
 
 def rows_to_run(steps: list[int]) -> list[tuple[str, object, int]]:
@@ -111,11 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="entrust-compute-") as tmp:
         result = measure(Path(tmp), args.cases, args.repeats, args.samples, args.steps)
-    lines = table(result)
-    print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "compute.json").write_text(json.dumps(result, indent=2))
-    (args.out / "compute.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "compute", result, table(result))
 
 
 if __name__ == "__main__":

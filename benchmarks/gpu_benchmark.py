@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import platform
 import sys
 import tempfile
@@ -33,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from case_speed_benchmark import io_floor, spread, timed_process  # noqa: E402
+from case_speed_benchmark import io_floor, spread, timed_process, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOLERANCE = {"dice": 0.99, "trustmap_mean_abs": 0.01}
@@ -170,11 +169,7 @@ def main() -> None:
             "end_to_end": end_to_end(case_dir, work, args.device, args.samples, args.repeats),
             "precision": precision_check(case_dir, args.device, args.samples),
         }
-    lines = table(result)
-    print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "gpu.json").write_text(json.dumps(result, indent=2))
-    (args.out / "gpu.md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, "gpu", result, table(result))
 
 
 if __name__ == "__main__":
