@@ -41,9 +41,12 @@ VOLATILE = {"timings_s", "seconds", "total_s", "written_at", "saved_at", "predic
 
 
 def run_entrust(code_root: Path, args: list[str]) -> None:
-    """``entrust ARGS`` with the package found first in ``code_root``."""
+    """``entrust ARGS`` with the package found first in ``code_root``. Run from there: ``python -m``
+    puts the working directory ahead of ``PYTHONPATH``, so from another checkout it would run that one."""
     env = {**os.environ, "PYTHONPATH": str(code_root)}
-    done = subprocess.run([sys.executable, "-m", "napari_entrust.cli", *args], env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_entrust.cli", *args], env=env, capture_output=True, text=True, cwd=code_root
+    )
     if done.returncode != 0:
         raise SystemExit(f"entrust {' '.join(args)} failed with the code in {code_root}:\n{done.stderr[-3000:]}")
 

@@ -53,9 +53,10 @@ def _chunk_inputs(
     sx, sy, _ = box
     bx, by = enc.box
     h, w, k = sx.stop - sx.start, sy.stop - sy.start, sampling.samples
+    z0 = zs[0] - enc.cond_start
     c = enc.cond[
-        zs[0] : zs[-1] + 1, :, sx.start - bx.start : sx.stop - bx.start, sy.start - by.start : sy.stop - by.start
-    ].to(device)  # a view; the ROI lies in the head box
+        z0 : z0 + len(zs), :, sx.start - bx.start : sx.stop - bx.start, sy.start - by.start : sy.stop - by.start
+    ].to(device)  # a view; the ROI lies in the head box and its slices
     streams = [_stream(z, box) for z in zs]
     noise = torch.empty((len(zs), sampling.steps + 1, k, 3, h, w))
     for j, stream in enumerate(streams):
