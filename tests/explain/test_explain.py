@@ -153,3 +153,16 @@ def test_a_region_the_inputs_do_not_drive_is_called_uninformative(explained, bun
     assert not result.summary["score"]["informative"]
     assert "say little" in caveat(result.summary)
     assert caveat({"score": {"informative": True}}) is None
+
+
+def test_the_viewer_s_quicker_explanation_gives_the_same_maps_and_the_fused_map_s_faithfulness(explained, bundle):
+    case, pred, target, full = explained
+    quick = run_to_end(
+        explain(case, bundle, pred, target, channel=2, sampling=QUICK, pipeline_effects=False, measure_all_maps=False)
+    )
+    for method, values in full.maps.items():
+        np.testing.assert_array_equal(quick.maps[method], values)
+    assert set(quick.faithfulness) == {"fused", "random"}
+    assert quick.faithfulness["fused"]["deletion_auc"] == pytest.approx(full.faithfulness["fused"]["deletion_auc"])
+    assert quick.faithfulness["fused"]["robustness"] is None and full.faithfulness["fused"]["robustness"] is not None
+    assert quick.summary["parameters"]["maps_measured"] == ["fused", "random"]
