@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from case_speed_benchmark import io_floor, spread, timed_process, write_results  # noqa: E402
+from case_speed_benchmark import benchmark_case, io_floor, spread, timed_process, write_results  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TOLERANCE = {"dice": 0.99, "trustmap_mean_abs": 0.01}
@@ -154,12 +154,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="entrust-gpu-") as tmp:
         work = Path(tmp)
-        case_dir = args.case
-        if case_dir is None:
-            from napari_entrust.heldout.case import make_heldout_case, save_heldout_case
-
-            case_dir = work / "case"
-            save_heldout_case(make_heldout_case(seed=3), case_dir)
+        case_dir = benchmark_case(args.case, work)
         from napari_entrust.io.loader import load_case
 
         result = {

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from case_speed_benchmark import spread, write_results  # a sibling script: its folder is on sys.path
+from case_speed_benchmark import benchmark_case, spread, write_results  # a sibling script: its folder is on sys.path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGETS = {"run a 1 mm case": 8.0, "re-sample with an edit (2 mm)": 2.0, "explain a region (2 mm)": 10.0}
@@ -158,12 +158,9 @@ def main() -> None:
     args = parser.parse_args()
     import napari
 
-    from napari_entrust.heldout.case import make_heldout_case, save_heldout_case
-
     runs: dict[str, list[tuple[float, float]]] = {name: [] for name in TARGETS}
     with tempfile.TemporaryDirectory(prefix="entrust-napari-speed-") as tmp:
-        case_dir = Path(tmp) / "case"
-        save_heldout_case(make_heldout_case(seed=3), case_dir)
+        case_dir = benchmark_case(None, Path(tmp))
         for _ in range(args.repeats):
             runs["run a 1 mm case"].append(one_mm_run(napari, case_dir))
             for name, measured in review_actions(napari).items():

@@ -80,7 +80,8 @@ def encode_volume(
             zi = slice(zs[0], zs[-1] + 1) if zs[-1] - zs[0] + 1 == len(zs) else zs
             f = net.features(encoder_input(volume, zs, cfg.context, (bx, by), net.size_multiple).to(device))
             condition = f.condition(sampling.conflict_scale)[..., :hx, :hy].float().cpu()
-            cond[slice(zi.start - z0, zi.stop - z0) if isinstance(zi, slice) else [z - z0 for z in zi]] = condition
+            rows = slice(zs[0] - z0, zs[-1] + 1 - z0) if isinstance(zi, slice) else [z - z0 for z in zs]
+            cond[rows] = condition  # cond starts at the first head slice
             if bundle.validity:
                 full = condition if sampling.conflict_scale == 1 else f.condition()[..., :hx, :hy].float().cpu()
                 pooled.append(validity.pooled_features(full, head_3d[bx, by][..., zs].permute(2, 0, 1)))

@@ -44,7 +44,3 @@ class EncodingCache:
         """Keep ``encoding`` (only the last one: it is tens of MB)."""
         with self._lock:
             self._key, self._encoding = key, encoding
-
-    def clear(self) -> None:
-        with self._lock:
-            self._key, self._encoding = None, None

@@ -27,11 +27,10 @@ def source_positions(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor,
 
 def nonzero_box(a: np.ndarray) -> tuple[slice, ...] | None:
     """The bounding box of the non-zero voxels of (C, X, Y, Z) over all channels; None if all zero."""
-    spatial = a.ndim - 3
+    occupied = a.reshape(-1, *a.shape[-3:]).any(axis=0)  # one pass over the channels, then (X, Y, Z) only
     found = []
     for axis in range(3):
-        others = tuple(i for i in range(a.ndim) if i != spatial + axis)
-        hit = np.flatnonzero(np.any(a != 0, axis=others))
+        hit = np.flatnonzero(occupied.any(axis=tuple(i for i in range(3) if i != axis)))
         if hit.size == 0:
             return None
         found.append(slice(int(hit[0]), int(hit[-1]) + 1))

@@ -53,7 +53,7 @@ def explanation_lines(region: UncertainRegion, result: Explanation) -> list[str]
     robust = f["fused"]["robustness"]
     lines.append(
         f"Off-target share {f['fused']['leakage']:.0%}"
-        + (f", robustness {robust:.2f}." if robust is not None else "; `entrust explain` also measures robustness.")
+        + (f", robustness {robust:.2f}." if robust is not None else " (robustness: measured by entrust explain).")
     )
     return lines
 
