@@ -10,6 +10,11 @@ from qtpy.QtCore import QTimer
 
 from .layer_input import layer_kind
 
+# The pause between two steps. A zero-time timer is a posted event, run in the same pass as the
+# repaint the last step set off, so two steps and a repaint can follow back to back; a real timer
+# waits its turn with input and the other timers.
+STEP_PAUSE_MS = 5
+
 if TYPE_CHECKING:
     import napari
 
@@ -86,22 +91,24 @@ def apply_gradually(
     """
     remaining = list(steps)
 
+    def finish() -> None:
+        if always is not None:
+            always()
+        if done is not None:
+            QTimer.singleShot(STEP_PAUSE_MS, done)
+
     def next_step() -> None:
         try:
             if remaining:
                 remaining.pop(0)()
-                QTimer.singleShot(0, next_step)
-                return
         except BaseException:
             if always is not None:
                 always()
             raise
-        if always is not None:
-            always()
-        if done is not None:
-            QTimer.singleShot(0, done)
+        # the clean-up gets a turn of its own too: a repaint it sets off would add to the last step's
+        QTimer.singleShot(STEP_PAUSE_MS, next_step if remaining else finish)
 
-    QTimer.singleShot(0, next_step)
+    QTimer.singleShot(STEP_PAUSE_MS, next_step if remaining else finish)
 
 
 def results_in_front(viewer: napari.Viewer, names: list[str], active: str) -> None:
@@ -109,7 +116,9 @@ def results_in_front(viewer: napari.Viewer, names: list[str], active: str) -> No
     ``active`` the selected layer: the one napari's paint brush and Ctrl+Z act on (with two layers
     selected napari has no active layer)."""
     present = [viewer.layers[n] for n in names if n in viewer.layers]
-    for layer in reversed(present):
-        viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
-    if active in viewer.layers:
+    top = list(viewer.layers)[::-1][: len(present)]
+    if top != present:  # each move repaints the canvas and the layer list: none when already in place
+        for layer in reversed(present):
+            viewer.layers.move(viewer.layers.index(layer), len(viewer.layers))
+    if active in viewer.layers and viewer.layers.selection.active is not viewer.layers[active]:
         viewer.layers.selection.active = viewer.layers[active]
