@@ -201,6 +201,7 @@ def _summary(
             "memory_mb": memory_mb,
             "fixed_voxels": int(fixed.sum()) if fixed is not None else 0,
             "inpaint_jumps": sampling.inpaint_jumps,
+            "harmonised_steps": sampling.harmonised_steps,
         },
         "model_grid": {
             "shape": list(grid),

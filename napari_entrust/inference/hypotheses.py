@@ -63,8 +63,9 @@ def _chunk_inputs(
         slice_noise(sampling.seed, stream, sampling.steps, k, (h, w), out=noise[j])
     inputs = {"cond": c, "noise": noise, "known": None, "known_values": None, "jump_noise": None}
     if fixed is not None and fixed.mask[sx, sy][..., zs].any():
-        if sampling.inpaint_jumps and sampling.steps > 1:
-            draws = (sampling.steps - 1) * sampling.inpaint_jumps - 1
+        harmonised = min(sampling.harmonised_steps, sampling.steps - 1)
+        if sampling.inpaint_jumps and harmonised > 0:
+            draws = harmonised * sampling.inpaint_jumps - 1
             inputs["jump_noise"] = torch.stack(
                 [slice_noise(sampling.seed + 7919, stream, draws, k, (h, w)) for stream in streams]
             )
@@ -96,6 +97,7 @@ def _draw_chunk(
         eta=sampling.eta,
         probe_strength=sampling.probe_strength,
         probe_steps=sampling.probe_steps,
+        harmonised_steps=sampling.harmonised_steps,
         **inputs,
         should_stop=should_stop,
     )

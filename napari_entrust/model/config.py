@@ -79,8 +79,10 @@ class SamplingConfig:
     seed: int = 0
     conflict_scale: float = 1.0  #: 0 zeroes F_cf at inference (the falsification ablation)
     calibrate: bool = True  #: False: TrustMap from the hypotheses' mean p̄, no calibration head (ablation)
-    #: with user-fixed voxels, each step is repeated this many extra times (RePaint harmonisation)
+    #: with user-fixed voxels, each harmonised step is repeated this many extra times (RePaint)
     inpaint_jumps: int = 8
+    #: how many steps before the last are harmonised (the late ones; see :func:`..segdiff.sample`)
+    harmonised_steps: int = 2
 
     def validate(self) -> None:
         """Reject nonsense values with a message a user can act on."""
@@ -94,5 +96,7 @@ class SamplingConfig:
             raise ValueError(f"probe strength must be in [0, 1), got {self.probe_strength}")
         if not 0 <= self.inpaint_jumps <= 20:
             raise ValueError(f"inpaint jumps must be between 0 and 20, got {self.inpaint_jumps}")
+        if not 0 <= self.harmonised_steps <= 100:
+            raise ValueError(f"harmonised steps must be between 0 and 100, got {self.harmonised_steps}")
         if not 0 <= self.probe_steps <= self.steps:
             raise ValueError(f"probe steps must be between 0 and steps ({self.steps}), got {self.probe_steps}")

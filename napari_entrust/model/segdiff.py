@@ -79,8 +79,9 @@ class _Inpainting:
     known: torch.Tensor  #: (B·K, 3, H, W) bool
     target: torch.Tensor  #: (B·K, 3, H, W) their values in [-1, 1]
     near: torch.Tensor  #: (B·K, 1, H, W) bool: within HARMONISE_RADIUS of a fixed voxel, the reach of an edit
-    jumps: int = 0  #: RePaint repetitions per step (0: none)
+    jumps: int = 0  #: RePaint repetitions per harmonised step (0: none)
     jump_noise: torch.Tensor | None = None  #: (B, J, K, 3, H, W)
+    first_harmonised: int = 0  #: the first step harmonised; every later one but the last is too
 
     @classmethod
     def of(
@@ -91,17 +92,19 @@ class _Inpainting:
         k: int,
         steps: int,
         device: torch.device,
+        harmonised_steps: int,
     ) -> _Inpainting:
         b = known.shape[0]
         known = known.to(device)[:, None].expand(-1, k, -1, -1, -1).reshape(b * k, *known.shape[1:])
         target = to_signed(known_values.to(device).float())[:, None].expand(-1, k, -1, -1, -1).reshape(known.shape)
         near = F.max_pool2d(known.any(1, keepdim=True).float(), 2 * HARMONISE_RADIUS + 1, 1, HARMONISE_RADIUS).bool()
-        if jump_noise is None or steps <= 1:
+        harmonised = min(harmonised_steps, steps - 1)
+        if jump_noise is None or harmonised <= 0:
             return cls(known, target, near)
-        jumps = jump_noise.shape[1] // (steps - 1)
-        if jump_noise.shape[1] != jumps * (steps - 1):
-            raise ValueError(f"jump_noise has {jump_noise.shape[1]} draws, not a multiple of steps - 1 = {steps - 1}")
-        return cls(known, target, near, jumps, jump_noise.to(device))
+        jumps = jump_noise.shape[1] // harmonised
+        if jump_noise.shape[1] != jumps * harmonised:
+            raise ValueError(f"jump_noise has {jump_noise.shape[1]} draws, not a multiple of {harmonised} steps")
+        return cls(known, target, near, jumps, jump_noise.to(device), steps - 1 - harmonised)
 
     @property
     def zone(self) -> torch.Tensor:
@@ -157,9 +160,10 @@ class _ReverseProcess:
         paint = self.paint
         y_plain, logits = self.step(y, cond_h, i, z)
         a_t, a_prev = self.schedule.alpha(self.pairs[i][0]), self.schedule.alpha(self.pairs[i][1])
+        first = (i - paint.first_harmonised) * paint.jumps
         for j in range(paint.jumps):
-            y_next, _ = self.step(y, cond_h, i, z)
-            renoise = paint.jump_noise[:, i * paint.jumps + j].reshape(y.shape)
+            y_next = y_plain if j == 0 else self.step(y, cond_h, i, z)[0]  # the first jump starts as the plain step
+            renoise = paint.jump_noise[:, first + j].reshape(y.shape)
             y = (a_t / a_prev) ** 0.5 * y_next + (1 - a_t / a_prev) ** 0.5 * renoise
         y, logits_h = self.step(y, cond_h, i, z)
         zone = paint.zone
@@ -174,7 +178,7 @@ class _ReverseProcess:
         for i in range(first, last):
             stop_if_asked(self.should_stop)
             z = self.noise[:, i + 1].reshape(y.shape)
-            if not jumps or i == self.steps - 1:
+            if not jumps or i < self.paint.first_harmonised or i == self.steps - 1:
                 y, logits = self.step(y, cond_h, i, z)
             else:
                 y, logits = self.harmonised_step(y, cond_h, i, z)
@@ -212,6 +216,7 @@ def sample(
     known: torch.Tensor | None = None,
     known_values: torch.Tensor | None = None,
     jump_noise: torch.Tensor | None = None,
+    harmonised_steps: int = 2,
     should_stop: ShouldStop | None = None,
 ) -> Hypotheses:
     """Draw K hypotheses for a batch of B slices.
@@ -219,17 +224,23 @@ def sample(
     ``cond``: (B, C, H, W) from :meth:`Features.condition`, its last ``conflict_channels`` being F_cf.
     ``noise``: (B, steps + 1, K, 3, H, W) from :func:`slice_noise`. ``known``/``known_values``:
     (B, 3, H, W) bool / {0, 1}; those voxels are held at their values at every step (inpainting).
-    ``jump_noise``: (B, J, K, 3, H, W) with J = (steps − 1) × (U − 1) turns on RePaint-style
-    harmonisation with inpainting: every step but the last is repeated U times, re-noising the
-    result back to the step's noise level in between, so the free voxels can take up what the fixed
-    ones imply (Lugmayr et al., 2022).
+    ``jump_noise``: (B, J, K, 3, H, W) with J = h × U, h = min(``harmonised_steps``, steps − 1),
+    turns on RePaint-style harmonisation with inpainting: each of the h steps before the last is
+    repeated U more times, re-noising the result back to the step's noise level in between, so the
+    free voxels can take up what the fixed ones imply (Lugmayr et al., 2022). Late steps only: on the
+    2 mm phantoms, harmonising the last 2 steps settled the voxels beside an edit as well as
+    harmonising all 9, and harmonising early steps only did worse than none (README, re-sampling).
     ``should_stop()`` is checked before every step; if it returns True,
     :class:`~napari_entrust.errors.Cancelled` is raised.
     """
     k, steps = noise.shape[2], noise.shape[1] - 1
     noise = noise.to(cond.device)
     n_cf = net.cfg.conflict_channels
-    paint = None if known is None else _Inpainting.of(known, known_values, jump_noise, k, steps, cond.device)
+    paint = (
+        None
+        if known is None
+        else _Inpainting.of(known, known_values, jump_noise, k, steps, cond.device, harmonised_steps)
+    )
     process = _ReverseProcess(net, schedule, noise, eta, paint, should_stop)
 
     def conditioned(scale: float) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The progress bar a widget shows for its run: percentage, stage name and time left.
 
-napari's own bar sits in the hidden Activity panel; this one is in the widget, where the user
-waits. Time left is extrapolated from the elapsed time and the fraction done (shown once 5 % are
+The only progress a run shows: in the widget, where the user waits. (napari's Activity bar is not
+used: it sits in a hidden panel, and its animated indicator doubled a run's time under software
+OpenGL.) Time left is extrapolated from the elapsed time and the fraction done (shown once 5 % are
 done, so the first, uneven stage does not give a wild figure). It resets when a run ends.
 """
 
