@@ -170,11 +170,12 @@ class _ReverseProcess:
         return torch.where(zone, y, y_plain), torch.where(zone, logits_h, logits)
 
     def run(
-        self, y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int
+        self, y: torch.Tensor, cond_h: torch.Tensor, first: int, last: int, harmonise: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Steps ``first`` .. ``last`` - 1 (Cancel is checked before each); returns y and the last x0 logits."""
+        """Steps ``first`` .. ``last`` - 1 (Cancel is checked before each); returns y and the last x0 logits.
+        ``harmonise=False``: plain inpainting steps only (the F_cf probes, which are compared with each other)."""
         logits = None
-        jumps = self.paint.jumps if self.paint is not None else 0
+        jumps = self.paint.jumps if self.paint is not None and harmonise else 0
         for i in range(first, last):
             stop_if_asked(self.should_stop)
             z = self.noise[:, i + 1].reshape(y.shape)
@@ -255,6 +256,9 @@ def sample(
         probs = process.probabilities(logits)
         return Hypotheses(probs, None, None, process.first_step_mean(probs))
     probs = process.probabilities(process.run(y_split, base, split, steps)[1])
-    plus = process.probabilities(process.run(y_split, conditioned(1.0 + probe_strength), split, steps)[1]).mean(1)
-    minus = process.probabilities(process.run(y_split, conditioned(1.0 - probe_strength), split, steps)[1]).mean(1)
+    # the two probes are compared with each other only, so both skip the harmonisation (a third of its cost)
+    plus, minus = (
+        process.probabilities(process.run(y_split, conditioned(1.0 + e), split, steps, harmonise=False)[1]).mean(1)
+        for e in (probe_strength, -probe_strength)
+    )
     return Hypotheses(probs, plus, minus, process.first_step_mean(probs))

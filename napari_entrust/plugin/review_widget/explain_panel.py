@@ -68,7 +68,7 @@ class ExplainPanel(QWidget):
         self.explain_button = QPushButton("Explain selected region")
         self.explain_button.setToolTip(
             "which modality drives the selected region (the outlined one), and how faithful each "
-            "map is; about 11 s for the 2 mm sample on a 2-core CPU (longer when the machine is busy)"
+            "map is; about 10 s for the 2 mm sample on a 2-core CPU (longer when the machine is busy)"
         )
         self.bars = {m: QProgressBar(minimum=0, maximum=100, format=f"{DISPLAY_NAMES[m]} %p%") for m in MODALITIES}
         self.attribution_modality = QComboBox()
