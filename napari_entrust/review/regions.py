@@ -43,6 +43,14 @@ class UncertainRegion:
         out[self.bbox] = self.mask
         return out
 
+    def grown_box(self, shape, margin: int) -> tuple[tuple[slice, slice, slice], np.ndarray]:
+        """The region's box grown by ``margin`` voxels (within ``shape``), and the region's mask in it:
+        an outline drawn in the tight box would be cut where the region touches the box."""
+        box = tuple(slice(max(b.start - margin, 0), min(b.stop + margin, n)) for b, n in zip(self.bbox, shape))
+        out = np.zeros([b.stop - b.start for b in box], bool)
+        out[tuple(slice(b.start - g.start, b.stop - g.start) for b, g in zip(self.bbox, box))] = self.mask
+        return box, out
+
     @property
     def why(self) -> str:
         """Plain-language reason: which modalities drive it, and whether they disagree."""

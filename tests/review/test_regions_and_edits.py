@@ -55,6 +55,22 @@ def test_modality_pattern_sums_to_one():
     assert modality_pattern(mask, w, s, {"a": 2.0, "b": 1.0}) == pytest.approx({"a": 2 / 3, "b": 1 / 3})
 
 
+def test_the_outline_box_holds_the_region_with_background_around_it():
+    # the viewer draws the region's outline in this box: napari's contour needs background around
+    # the region to close it, and the box must hold the region where the volume has it
+    trust, weights, specific, conflict = _maps()
+    region = find_uncertain_regions(trust, voxel_ml=1, weights=weights, specific=specific, conflict=conflict)[0]
+    box, mask = region.grown_box((20, 20, 20), 2)
+    placed = np.zeros((20, 20, 20), bool)
+    placed[box] = mask
+    np.testing.assert_array_equal(placed, region.full_mask((20, 20, 20)))
+    for axis in range(3):
+        for end in (0, -1):
+            assert not np.take(mask, end, axis=axis).any()
+    edge_box, edge_mask = region.grown_box((20, 20, 20), 50)  # never beyond the volume
+    assert all(b == slice(0, 20) for b in edge_box) and edge_mask.sum() == region.voxels
+
+
 def test_actions_touch_only_the_region_and_fixed_voxels_follow_the_edits():
     trust, weights, specific, conflict = _maps()
     region = find_uncertain_regions(trust, voxel_ml=1, weights=weights, specific=specific, conflict=conflict)[0]

@@ -161,8 +161,10 @@ class RegionsPanel(QWidget):
         corners = np.array(ends, dtype=float)[:, -3:]
         centre = tuple(world[-3:][[a - (ndim - 3) for a in viewer.dims.displayed if a >= ndim - 3]])
         zoom_to(viewer, corners.min(0), corners.max(0), centre)
-        # the outline covers the region's box only, placed there: a whole-volume layer took ~200 ms to set
-        starts = np.array([b.start for b in region.bbox], dtype=float)
+        # the outline covers the region's box only (grown, so the contour closes), placed there: a
+        # whole-volume layer took ~200 ms to set
+        box, outline = region.grown_box(mask.data.shape[-3:], 2)
+        starts = np.array([b.start for b in box], dtype=float)
         translate = np.array(mask.translate, dtype=float)
         translate[-3:] += np.asarray(mask.scale, dtype=float)[-3:] * starts
         kwargs = {
@@ -174,7 +176,7 @@ class RegionsPanel(QWidget):
             "translate": translate,
             "affine": mask.affine.affine_matrix,
         }
-        layer = set_layer(viewer, region.mask.astype(np.uint8), kwargs, "labels")
+        layer = set_layer(viewer, outline.astype(np.uint8), kwargs, "labels")
         layer.contour = 1
         layer.visible = True
         viewer.layers.selection.active = mask
