@@ -7,9 +7,9 @@ region's median) and re-samples. The other half was uncertain for the same reaso
 harmonisation takes the correction up there: its TrustMap falls (after / before, lower is better)
 and the hypotheses agree more with the new mask. Rows: RePaint jumps on every step (the former
 default, which also harmonised the two F_cf probes), on the last few steps only, on the first few
-only, and none; the re-sample's seconds (encoding cached, as in
-napari) are taken in the same process, with their ratio to harmonising every step. Held-out 2 mm
-phantoms, K = 8, S = 10. Writes ``harmonisation.{json,md}`` to ``--out`` (default benchmarks/results).
+only, and none; the re-sample's seconds (encoding cached, as in napari) are taken in the same
+process, with their ratio to harmonising every step. Held-out 2 mm phantoms, K = 8, S = 10.
+Writes ``harmonisation.{json,md}`` to ``--out`` (default benchmarks/results).
 """
 
 from __future__ import annotations
@@ -48,26 +48,21 @@ def half_corrected(pred, regions):
 
 @contextmanager
 def first_steps_only(n: int | None):
-    """With ``n``, harmonise steps 0 .. n-1 only (the comparison row): the reverse loop patched."""
+    """With ``n``, harmonise steps 0 .. n-1 only (the comparison row; run with every step harmonised):
+    the later steps fall back to the plain inpainting step."""
     from napari_entrust.model import segdiff
 
-    def run(self, y, cond_h, first, last, harmonise=True):
-        logits = None
-        for i in range(first, last):
-            z = self.noise[:, i + 1].reshape(y.shape)
-            jumps = harmonise and self.paint is not None and self.paint.jumps and i < n
-            y, logits = (self.harmonised_step if jumps else self.step)(y, cond_h, i, z)
-            if i == 0:
-                self.first_logits.append(logits)
-        return y, logits
+    saved = segdiff._ReverseProcess.harmonised_step
 
-    saved = segdiff._ReverseProcess.run
+    def early(self, y, cond_h, i, z):
+        return saved(self, y, cond_h, i, z) if i < n else self.step(y, cond_h, i, z)
+
     if n is not None:
-        segdiff._ReverseProcess.run = run
+        segdiff._ReverseProcess.harmonised_step = early
     try:
         yield
     finally:
-        segdiff._ReverseProcess.run = saved
+        segdiff._ReverseProcess.harmonised_step = saved
 
 
 def measure(seeds: list[int]) -> dict:
