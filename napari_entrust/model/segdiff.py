@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler
 
 from ..progress import ShouldStop, stop_if_asked
-from .config import ModelConfig
+from .config import ModelConfig, SamplingConfig
 from .entrust_net import EnTrustNet
 
 HARMONISE_RADIUS = 8  #: pixels around fixed voxels that re-settle with them (the denoiser's reach)
@@ -217,7 +217,7 @@ def sample(
     known: torch.Tensor | None = None,
     known_values: torch.Tensor | None = None,
     jump_noise: torch.Tensor | None = None,
-    harmonised_steps: int = 2,
+    harmonised_steps: int = SamplingConfig.harmonised_steps,
     should_stop: ShouldStop | None = None,
 ) -> Hypotheses:
     """Draw K hypotheses for a batch of B slices.
