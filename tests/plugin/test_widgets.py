@@ -273,7 +273,7 @@ def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot, frozen_heap):
     Measured over the first run's work (model loading, encoding, sampling, assembling) and over a
     whole second run, including the in-place update of every result layer, each from the run's
     first progress message on. (The click and what it sets off in napari before the work starts,
-    its progress bar and a re-layout of the window, take 70-250 ms under Xvfb with the code of
+    a re-layout of the window, take 70-250 ms under Xvfb with the code of
     before and after the architecture change alike. Inserting a layer into napari the first time
     costs napari 80-90 ms on a 2-core machine; those inserts happen one per event-loop turn after
     the first run's work ends.)
@@ -296,9 +296,9 @@ def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot, frozen_heap):
         )
 
     measure_all = False
-    run._samples.setValue(2)
-    run._steps.setValue(4)
-    run.run()  # the click itself (building the case, napari's progress bar: ~100 ms) is not counted
+    run._samples.setValue(4)  # enough work for > 50 beats in each run (the re-run reuses the encoding)
+    run._steps.setValue(8)
+    run.run()  # the click itself (building the case: ~100 ms) is not counted
     qtbot.waitUntil(lambda: "%" in run._status.text(), timeout=60_000)  # the work has started
     timer.start()
     qtbot.waitUntil(lambda: not run._runner.running, timeout=120_000)
