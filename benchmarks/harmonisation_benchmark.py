@@ -7,8 +7,9 @@ region's median) and re-samples. The other half was uncertain for the same reaso
 harmonisation takes the correction up there: its TrustMap falls (after / before, lower is better)
 and the hypotheses agree more with the new mask. Rows: RePaint jumps on every step (the former
 default, which also harmonised the two F_cf probes), on the last few steps only, on the first few
-only, and none; the re-sample's seconds (encoding cached, as in napari) are taken in the same
-process, with their ratio to harmonising every step. Held-out 2 mm phantoms, K = 8, S = 10.
+only, and none; the re-sample's seconds (the last run kept, as in napari: no encoding, unedited
+slices reused) are taken in the same process, with their ratio to harmonising every step.
+Held-out 2 mm phantoms, K = 8, S = 10.
 Writes ``harmonisation.{json,md}`` to ``--out`` (default benchmarks/results).
 """
 
@@ -27,6 +28,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SETTINGS = [
     ("every step, 8 jumps", 8, 9),
     ("last 2 steps, 8 jumps (default)", 8, 2),
+    ("last 2 steps, 4 jumps", 4, 2),
+    ("last 3 steps, 4 jumps", 4, 3),
     ("last step, 4 jumps", 4, 1),
     ("first 4 steps only, 8 jumps", 8, -4),
     ("none", 0, 0),
@@ -68,8 +71,8 @@ def first_steps_only(n: int | None):
 def measure(seeds: list[int]) -> dict:
     import torch
 
-    from napari_entrust.inference.encoding_cache import EncodingCache
     from napari_entrust.inference.engine import predict_case
+    from napari_entrust.inference.run_cache import RunCache
     from napari_entrust.io.labels import to_internal
     from napari_entrust.model.checkpoint import load_checkpoint
     from napari_entrust.model.config import SamplingConfig
@@ -80,8 +83,8 @@ def measure(seeds: list[int]) -> dict:
     rows: dict[str, dict[str, list[float]]] = {name: {"trust": [], "agree": [], "seconds": []} for name, *_ in SETTINGS}
     for seed in seeds:
         case = make_phantom(seed=seed, spacing=2).to_case()
-        cache = EncodingCache()
-        pred = predict_case(case, bundle, SamplingConfig(), encodings=cache)
+        cache = RunCache()
+        pred = predict_case(case, bundle, SamplingConfig(), last_run=cache)
         regions = find_uncertain_regions(
             pred.trustmap, voxel_ml=0.008, weights=pred.weights, specific=pred.specific, conflict=pred.conflict
         )
@@ -91,7 +94,7 @@ def measure(seeds: list[int]) -> dict:
             with first_steps_only(-steps if steps < 0 else None):
                 t = time.perf_counter()
                 new = predict_case(
-                    case, bundle, sampling, encodings=cache, fixed=fixed, fixed_labels=to_internal(labels, "brats2021")
+                    case, bundle, sampling, last_run=cache, fixed=fixed, fixed_labels=to_internal(labels, "brats2021")
                 )
             rows[name]["seconds"].append(time.perf_counter() - t)
             rows[name]["trust"].append(float(new.trustmap[left].mean() / pred.trustmap[left].mean()))

@@ -24,10 +24,10 @@ from ..progress import ShouldStop, Steps, rescaled, run_to_end
 from . import validity
 from .assembly import assemble
 from .encoding import Encoding, encode_volume
-from .encoding_cache import EncodingCache, encoding_key
 from .hypotheses import FixedVoxels, draw_hypotheses
 from .prediction import Prediction
 from .roi import box_on_model_grid, on_model_grid, region_boxes, region_of_interest, with_fixed_voxels
+from .run_cache import RunCache, encoding_key, hypotheses_key, inputs_key
 from .slices import case_volume, head_box, head_voxels
 
 
@@ -40,7 +40,7 @@ def run_prediction(
     should_stop: ShouldStop | None = None,
     fixed: np.ndarray | None = None,
     fixed_labels: np.ndarray | None = None,
-    encodings: EncodingCache | None = None,
+    last_run: RunCache | None = None,
     within: tuple[slice, slice, slice] | None = None,
 ) -> Steps[Prediction]:
     """Segment ``case``; yields ``(fraction, message)``, returns the :class:`Prediction`.
@@ -48,7 +48,9 @@ def run_prediction(
     ``fixed`` (bool, case grid) and ``fixed_labels`` (internal labels, case grid) hold voxels a user
     has decided: they are imposed at every denoising step (inpainting), so the rest of each
     hypothesis settles consistently with them, and they come back unchanged and certain.
-    ``encodings`` keeps the last encoding and reuses it for the same inputs (re-sampling with edits).
+    ``last_run`` keeps the last normalised inputs, encoding and hypotheses and reuses them for the same
+    inputs: re-sampling with edits normalises and encodes nothing, and draws only the slices that hold
+    fixed voxels or whose region changed.
     ``within`` (case grid): hypotheses only where they reach this box, exactly as in a whole run there
     and 0 elsewhere (re-runs read only there: explanations).
     """
@@ -60,16 +62,14 @@ def run_prediction(
     t0 = time.perf_counter()
 
     yield 0.0, "normalising"
-    volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
-    _check_size(case, volume, bundle)
-    checks = [validity.outline_check(case.images, case.spacing), validity.geometry_checks(case.shape, case.spacing)]
-    if bundle.validity:
-        checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
+    key = inputs_key(case, bundle) if last_run is not None else ""
+    volume, grid, checks = _normalised(case, bundle, last_run, key)
     timings["normalise_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    key = encoding_key(key, bundle, sampling)
     enc = yield from rescaled(
-        _encoded(volume, bundle, sampling, memory_mb, should_stop, encodings), 0.05, 0.25, should_stop=should_stop
+        _encoded(volume, bundle, sampling, memory_mb, should_stop, last_run, key), 0.05, 0.25, should_stop=should_stop
     )
     timings["encode_s"] = time.perf_counter() - t
     if bundle.validity:
@@ -77,11 +77,8 @@ def run_prediction(
     report = validity.report(*checks)
 
     t = time.perf_counter()
-    roi, known = region_of_interest(enc.fused_wt, enc.head), None
-    if fixed is not None and fixed.any():
-        known = FixedVoxels(*on_model_grid(fixed, to_regions(fixed_labels), grid))
-        roi = with_fixed_voxels(roi, known.mask, enc.head)
-    parts, boxes = region_boxes(roi)
+    parts, boxes, known = _region(enc, grid, fixed, fixed_labels)
+    key = hypotheses_key(key, sampling)
     drawn = yield from rescaled(
         draw_hypotheses(
             enc,
@@ -93,12 +90,15 @@ def run_prediction(
             memory_mb=memory_mb,
             should_stop=should_stop,
             within=None if within is None else box_on_model_grid(within, case.shape, grid),
+            earlier=last_run.get("hypotheses", key) if last_run is not None else None,
         ),
         0.3,
         0.6,
         should_stop=should_stop,
     )
     timings["sample_s"] = time.perf_counter() - t
+    if last_run is not None:
+        last_run.keep("hypotheses", key, drawn)
 
     t = time.perf_counter()
     yield 0.92, "assembling outputs"
@@ -111,16 +111,41 @@ def run_prediction(
     return pred
 
 
+def _region(enc: Encoding, grid, fixed, fixed_labels) -> tuple[np.ndarray, list, FixedVoxels | None]:
+    """Where hypotheses are drawn (its parts and their boxes), and the fixed voxels on the model grid."""
+    roi, known = region_of_interest(enc.fused_wt, enc.head), None
+    if fixed is not None and fixed.any():
+        known = FixedVoxels(*on_model_grid(fixed, to_regions(fixed_labels), grid))
+        roi = with_fixed_voxels(roi, known.mask, enc.head)
+    return (*region_boxes(roi), known)
+
+
+def _normalised(case: Case, bundle: ModelBundle, last_run: RunCache | None, key: str) -> tuple:
+    """The case's model-grid volume, that grid, and the input checks (a new list); the kept ones if
+    ``last_run`` holds them under ``key``."""
+    kept = last_run.get("normalised", key) if last_run is not None else None
+    if kept is None:
+        cfg = bundle.config
+        volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
+        _check_size(case, volume, bundle)
+        checks = [validity.outline_check(case.images, case.spacing), validity.geometry_checks(case.shape, case.spacing)]
+        if bundle.validity:
+            checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
+        kept = volume, grid, checks
+        if last_run is not None:
+            last_run.keep("normalised", key, kept)
+    return kept[0], kept[1], list(kept[2])
+
+
 def _encoded(
-    volume, bundle: ModelBundle, sampling: SamplingConfig, memory_mb: float, should_stop, encodings
+    volume, bundle: ModelBundle, sampling: SamplingConfig, memory_mb: float, should_stop, last_run, key: str
 ) -> Steps[Encoding]:
-    """The encoders' output for ``volume``: the kept one if ``encodings`` holds it for these inputs."""
-    key = encoding_key(volume, bundle, sampling) if encodings is not None else ""
-    enc = encodings.get(key) if encodings is not None else None
+    """The encoders' output for ``volume``: the kept one if ``last_run`` holds it under ``key``."""
+    enc = last_run.get("encoding", key) if last_run is not None else None
     if enc is None:
         enc = yield from encode_volume(volume, bundle, sampling, memory_mb=memory_mb, should_stop=should_stop)
-        if encodings is not None:
-            encodings.put(key, enc)
+        if last_run is not None:
+            last_run.keep("encoding", key, enc)
     return enc
 
 

@@ -3,12 +3,14 @@
 Each slice has its own seeded noise stream (from the seed, the slice and the box, never from the
 chunking), so the same seed gives the same hypotheses on any device and under any memory budget.
 Voxels a user fixed are imposed at every step (inpainting). The TrustMap statistics and the
-calibration head run on each chunk as it is drawn.
+calibration head run on each chunk as it is drawn. A slice without fixed voxels whose box and
+region are as in an earlier draw of the same encoding is taken from it instead of drawn again: it
+would come out the same (re-sampling with an edit redraws only the edited slices).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -31,6 +33,26 @@ class DrawnHypotheses:
     prob: np.ndarray  #: (3, X, Y, Z) calibrated WT/TC/ET probability
     regions: np.ndarray  #: (K, 3, X, Y, Z) bool, each hypothesis's region channels
     statistics: dict[str, np.ndarray]  #: entropy, mutual information, probe sensitivity (max over regions)
+    parts: np.ndarray | None = None  #: the region's connected parts, labelled 1, 2, … in box order
+    boxes: list[tuple[slice, slice, slice]] = field(default_factory=list)  #: each part's box
+    plain: dict[tuple, set[int]] = field(default_factory=dict)  #: box -> its slices drawn with no fixed voxel
+
+    def reusable(self, box, inside: np.ndarray) -> set[int]:
+        """The slices of ``box`` that can be copied for a part with voxels ``inside`` (the box's shape):
+        drawn here in the same box with no fixed voxel, and the part covering the same voxels."""
+        key = _box_key(box)
+        if key not in self.plain or self.parts is None:
+            return set()
+        earlier, z0 = self.parts[box] == self.boxes.index(box) + 1, box[2].start
+        return {z for z in self.plain[key] if np.array_equal(earlier[..., z - z0], inside[..., z - z0])}
+
+    def copy_from(self, earlier: DrawnHypotheses, where: tuple) -> None:
+        """Take every output at ``where`` (x, y, z slices and the part's voxels) from ``earlier``."""
+        sx, sy, sz, inside = where
+        _put(self.prob, earlier.prob[:, sx, sy, sz], where)
+        _put(self.regions, earlier.regions[:, :, sx, sy, sz], where)
+        for name, values in self.statistics.items():
+            _put(values, earlier.statistics[name][sx, sy, sz], where)
 
 
 @dataclass
@@ -39,6 +61,10 @@ class FixedVoxels:
 
     mask: np.ndarray  #: (X, Y, Z) bool
     regions: np.ndarray  #: (3, X, Y, Z) bool
+
+
+def _box_key(box: tuple[slice, slice, slice]) -> tuple:
+    return tuple((b.start, b.stop) for b in box)
 
 
 def _stream(z: int, box: tuple[slice, slice, slice]) -> int:
@@ -134,13 +160,14 @@ def _edited_slices(fixed: FixedVoxels | None, box) -> set[int]:
     return {sz.start + int(i) for i in np.flatnonzero(fixed.mask[sx, sy, sz].any(axis=(0, 1)))}
 
 
-def _chunks(zs: range, size: int, edited: set[int]) -> list[list[int]]:
+def _chunks(zs: list[int], size: int, edited: set[int]) -> list[list[int]]:
     """Consecutive slices in chunks of at most ``size``, never mixing edited slices with others: the
     harmonisation repeats every step ``inpaint_jumps`` times, and a slice without fixed voxels would
     pay for it and get exactly its plain trajectory (slices are drawn independently)."""
     out: list[list[int]] = []
     for z in zs:
-        if out and len(out[-1]) < size and ((out[-1][-1] in edited) == (z in edited)):
+        last = out[-1] if out else []
+        if last and len(last) < size and last[-1] + 1 == z and ((last[-1] in edited) == (z in edited)):
             out[-1].append(z)
         else:
             out.append([z])
@@ -158,17 +185,22 @@ def draw_hypotheses(
     memory_mb: float = 1024,
     should_stop: ShouldStop | None = None,
     within: tuple[slice, slice, slice] | None = None,
+    earlier: DrawnHypotheses | None = None,
 ) -> Steps[DrawnHypotheses]:
     """Sample every box of the region (``parts``: its connected parts, labelled 1, 2, … in box order).
 
     ``within`` (model grid): draw only the parts that reach this box, and only their slices inside it;
     every slice drawn is exactly as in the whole run (its noise depends on its part's box, not on
-    what is skipped), the rest stays 0. For re-runs that are read only there (explanations)."""
+    what is skipped), the rest stays 0. For re-runs that are read only there (explanations).
+    ``earlier``: a draw of the same encoding with the same sampling settings but for the fixed voxels
+    (the caller checks); its slices that :meth:`DrawnHypotheses.reusable` allows are copied."""
     grid, k = enc.fused_wt.shape, sampling.samples
     drawn = DrawnHypotheses(
         np.zeros((3, *grid), np.float32),
         np.zeros((k, 3, *grid), bool),
         {name: np.zeros(grid, np.float32) for name in STATISTICS},
+        parts,
+        list(boxes),
     )
     z_ranges = [_slices_within(b, within) for b in boxes]
     total_slices, done = sum(len(r) for r in z_ranges), 0
@@ -178,10 +210,16 @@ def draw_hypotheses(
                 continue
             sx, sy, sz = box
             inside = parts[sx, sy, sz] == part  # write only this part's voxels
+            edited = _edited_slices(fixed, box)
+            drawn.plain[_box_key(box)] = set(z_range) - edited
+            copied = earlier.reusable(box, inside) - edited if earlier is not None else set()
+            for z in sorted(copied & set(z_range)):
+                drawn.copy_from(earlier, (sx, sy, slice(z, z + 1), inside[..., [z - sz.start]]))
+                done += 1
             h, w = sx.stop - sx.start, sy.stop - sy.start
             per_slice = k * h * w * 4 * (3 * (sampling.steps + 1) + bundle.config.denoiser_channels * 8 + 3 * 6)
             chunk = slices_per_chunk(per_slice, memory_mb)
-            for zs in _chunks(z_range, chunk, _edited_slices(fixed, box)):
+            for zs in _chunks([z for z in z_range if z not in copied], chunk, edited):
                 stop_if_asked(should_stop)
                 probs, stats, calibrated = _draw_chunk(enc, bundle, sampling, box, zs, fixed, should_stop)
                 where = (sx, sy, slice(zs[0], zs[-1] + 1), inside[..., [z - sz.start for z in zs]])

@@ -36,8 +36,14 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 
 def with_fixed_voxels(roi: np.ndarray, known: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """The region grown to hold every fixed voxel and its margin (the neighbourhood an edit re-settles)."""
-    return roi | (ndimage.binary_dilation(known, iterations=ROI_MARGIN) & head)
+    """The region grown to hold every fixed voxel outside it, with its margin (the neighbourhood such
+    an edit re-settles). Fixed voxels inside the region leave it as it is: its margin already holds
+    their neighbourhood, and its parts keep their boxes, so re-sampling can reuse the slices an edit
+    does not touch (:meth:`~.hypotheses.DrawnHypotheses.reusable`)."""
+    outside = known & ~roi
+    if not outside.any():
+        return roi
+    return roi | (ndimage.binary_dilation(outside, iterations=ROI_MARGIN) & head)
 
 
 def region_boxes(roi: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice, slice]]]:

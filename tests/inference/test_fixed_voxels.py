@@ -87,27 +87,53 @@ def test_slices_without_edits_keep_their_hypotheses_exactly(first_pass):
     assert (after.samples[..., z] != before.samples[..., z]).any() or (after.trustmap[..., z] == 0).any()
 
 
-def test_re_sampling_reuses_the_last_encoding_only_for_the_same_inputs(first_pass, monkeypatch):
+def test_re_sampling_redoes_only_what_the_edits_change_and_gives_the_fresh_result(first_pass, monkeypatch):
     import napari_entrust.inference.engine as engine
-    from napari_entrust.inference.encoding_cache import EncodingCache
+    import napari_entrust.inference.hypotheses as hypotheses
+    from napari_entrust.inference.run_cache import RunCache
 
     case, bundle, sampling, before = first_pass
-    encoded = []
-    real = engine.encode_volume
-    monkeypatch.setattr(engine, "encode_volume", lambda *a, **kw: encoded.append(1) or real(*a, **kw))
-    fixed, _ = _one_slice_edit(case, before)
-    cache = EncodingCache()
-    predict_case(case, bundle, sampling, encodings=cache)
-    reused = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask, encodings=cache)
-    assert len(encoded) == 1
+    normalised, encoded, drawn = [], [], []
+    for module, name, calls in (
+        (engine, "case_volume", normalised),
+        (engine, "encode_volume", encoded),
+        (hypotheses, "_draw_chunk", drawn),
+    ):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _to=calls, **kw: _to.append(a) or _real(*a, **kw))
+    cache = RunCache()
+    np.testing.assert_array_equal(predict_case(case, bundle, sampling, last_run=cache).samples, before.samples)
+    fixed, z = _one_slice_edit(case, before)  # inside the tumour; the 2 mm case is on the model grid
+    drawn.clear()
+    reused = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask, last_run=cache)
+    assert len(normalised) == len(encoded) == 1
+    assert sorted(z for call in drawn for z in call[4]) == [z]  # only the edited slice is drawn again
     fresh = predict_case(case, bundle, sampling, fixed=fixed, fixed_labels=before.mask)
     np.testing.assert_array_equal(reused.samples, fresh.samples)
-    np.testing.assert_array_equal(reused.trustmap, fresh.trustmap)
-    # another image, or another conflict scale, is encoded afresh
+    np.testing.assert_allclose(reused.trustmap, fresh.trustmap, atol=1e-5)  # batch-size rounding at most
+    # undoing the edit: the slice that held it is drawn again, and the first pass comes back
+    drawn.clear()
+    undone = predict_case(case, bundle, sampling, last_run=cache)
+    assert sorted(z for call in drawn for z in call[4]) == [z]
+    np.testing.assert_array_equal(undone.samples, before.samples)
+    # tumour painted in healthy tissue grows the region there: its slices are drawn, as in a fresh run
+    painted = np.zeros(case.shape, bool)
+    far = np.argwhere((case.images["t1"] > 0) & ~ndimage.binary_dilation(before.trustmap > 0, iterations=12))
+    x, y, zz = far[len(far) // 2]
+    painted[x - 2 : x + 2, y - 2 : y + 2, zz - 1 : zz + 2] = True
+    labels = np.where(painted, 2, before.mask).astype(np.uint8)
+    drawn.clear()
+    grown = predict_case(case, bundle, sampling, fixed=painted, fixed_labels=labels, last_run=cache)
+    assert zz in {z for call in drawn for z in call[4]}
+    fresh = predict_case(case, bundle, sampling, fixed=painted, fixed_labels=labels)
+    np.testing.assert_array_equal(grown.samples, fresh.samples)
+    # another image is normalised and encoded afresh; another conflict scale is encoded afresh
     changed = replace(case, images={**case.images, "t1ce": case.images["t1ce"] * 1.5})
-    predict_case(changed, bundle, sampling, encodings=cache)
-    predict_case(case, bundle, SamplingConfig(samples=8, steps=10, conflict_scale=0.0), encodings=cache)
-    assert len(encoded) == 4
+    normalised.clear(), encoded.clear()
+    predict_case(changed, bundle, sampling, last_run=cache)
+    assert len(normalised) == len(encoded) == 1
+    predict_case(changed, bundle, replace(sampling, conflict_scale=0.0), last_run=cache)
+    assert (len(normalised), len(encoded)) == (1, 2)
 
 
 def test_a_run_within_a_box_draws_exactly_the_whole_run_there_and_nothing_elsewhere(first_pass):

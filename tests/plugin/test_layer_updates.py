@@ -52,3 +52,22 @@ def test_a_failing_update_leaves_the_layer_list_working(make_napari_viewer, qtbo
     assert _layer_list(viewer).updatesEnabled()
     assert not done  # the caller's "done" means every layer is there
     assert [lay.name for lay in viewer.layers] == ["TrustMap"]
+
+
+def test_a_layer_that_already_shows_its_data_gets_only_its_new_metadata(make_napari_viewer, qtbot):
+    # re-sampling returns every feature map unchanged: redrawing each would cost the viewer a turn's work
+    viewer = make_napari_viewer()
+    finished = []
+    data = np.random.default_rng(0).random((4, 5, 6)).astype(np.float32)
+    show_layers(viewer, [(data, {"name": "F_c", "metadata": {"run": 1}}, "image")], lambda: finished.append(1))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    layer, redrawn = viewer.layers["F_c"], []
+    layer.events.data.connect(lambda e: redrawn.append(e))
+    show_layers(viewer, [(data.copy(), {"name": "F_c", "metadata": {"run": 2}}, "image")], lambda: finished.append(2))
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=5_000)
+    assert not redrawn and layer.metadata == {"run": 2}
+    changed = data.copy()
+    changed[1, 2, 3] += 1
+    show_layers(viewer, [(changed, {"name": "F_c", "metadata": {"run": 3}}, "image")], lambda: finished.append(3))
+    qtbot.waitUntil(lambda: len(finished) == 3, timeout=5_000)
+    assert len(redrawn) >= 1 and np.asarray(layer.data)[1, 2, 3] == changed[1, 2, 3]

@@ -8,6 +8,8 @@ with the same code that made them (:func:`~napari_entrust.plugin.layer_data.outp
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import numpy as np
@@ -22,6 +24,16 @@ _LATEST: dict[str, int] = {}  # per case key, the newest prediction asked to be 
 
 #: metadata that is the viewer's state, not the prediction's
 _TRANSIENT = ("entrust_role", "entrust_modality", "entrust_review")
+
+
+def _yield_the_cpu() -> None:
+    """Run the calling thread at the lowest priority, where the system allows it per thread (Linux),
+    so that writing a kept prediction never slows a re-sample the user started meanwhile."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
 
 
 def keep_prediction(key: str, viewer, mask) -> threading.Thread:
@@ -40,6 +52,7 @@ def keep_prediction(key: str, viewer, mask) -> threading.Thread:
         _LATEST[key] = generation = _LATEST.get(key, 0) + 1
 
     def write() -> None:
+        _yield_the_cpu()
         with _LOCK:  # one writer at a time, and a newer prediction is never overwritten by an older one
             if _LATEST.get(key) == generation:
                 recovery.save_prediction(key, maps, header)
