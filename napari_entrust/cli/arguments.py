@@ -29,7 +29,10 @@ def command_texts(doc: str) -> dict[str, str]:
 def add_case_arguments(parser: argparse.ArgumentParser) -> None:
     """CASE (folder or 4-D NIfTI) or ``--modality NAME=PATH`` for each modality; ``--labels``, ``--reference``."""
     parser.add_argument(
-        "case", nargs="?", metavar="CASE", help="a BraTS 2021/2023 case folder or an MSD Task01 4-D NIfTI"
+        "case",
+        nargs="?",
+        metavar="CASE",
+        help="a BraTS 2021/2023 case folder, an MSD Task01 4-D NIfTI, or a folder of DICOM series (a study)",
     )
     parser.add_argument(
         "--modality",
@@ -39,6 +42,15 @@ def add_case_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=PATH",
         help="give each modality explicitly instead of CASE (t1, t1ce, t2, flair; BraTS 2023 "
         "spellings t1n, t1c, t2w, t2f accepted); repeat for each",
+    )
+    parser.add_argument(
+        "--series",
+        action="append",
+        default=[],
+        metavar="NAME=SERIES",
+        help="for a DICOM study: which series is a modality, by series number or words of its description"
+        " (e.g. --series t1ce=POST); repeat for each; default: the ENTRUST_SERIES variable, then guessed"
+        " from descriptions and sequence parameters",
     )
     parser.add_argument("--labels", metavar="PATH", help="label map to use (default: the case's *_seg file, if any)")
     parser.add_argument("--reference", metavar="NAME", help="modality whose grid outputs are written on (default t1)")
@@ -85,7 +97,18 @@ def check_not_an_input(out: Path, source: Source, *, inside: bool = False) -> No
 
 def load_kwargs(args: argparse.Namespace) -> dict:
     """The keyword arguments of :func:`~napari_entrust.io.loader.load_case` the case options give."""
-    return {"labels": args.labels, "reference": args.reference, "label_convention": args.label_convention}
+    from ..io.dicom_modalities import parse_series_names
+
+    try:
+        series = parse_series_names(";".join(args.series)) if args.series else None
+    except ValueError as exc:
+        raise InputError(None, f"--series: {exc}") from None
+    return {
+        "labels": args.labels,
+        "reference": args.reference,
+        "label_convention": args.label_convention,
+        "series": series,
+    }
 
 
 def _fraction(text: str) -> float:

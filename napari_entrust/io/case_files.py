@@ -1,6 +1,9 @@
-"""Which file of a case holds which modality: BraTS 2021 / 2023 folders, MSD 4-D files, explicit maps.
+"""Which file of a case holds which modality: BraTS 2021 / 2023 folders, MSD 4-D files, explicit maps,
+DICOM studies.
 
-Names only: nothing is read here except, for an MSD candidate, its header's shape.
+Names only: nothing is read here except, for an MSD candidate, its header's shape, and for a
+folder without NIfTI files, whether it holds DICOM files (which series is which modality is
+decided when they are read, :mod:`.dicom_modalities`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from pathlib import Path
 import nibabel as nib
 
 from ..errors import InputError
+from .dicom_series import dicom_files
 from .files import BROKEN_LINK, nifti_suffix, strip_nifti_suffix
 from .modalities import MODALITIES, NAMING, SEPARATOR, canonical_modality
 
 Source = str | PathLike | Mapping[str, str | PathLike]
 
-LAYOUTS = ("brats2021", "brats2023", "msd", "explicit")
+LAYOUTS = ("brats2021", "brats2023", "msd", "explicit", "dicom")
 
 
 @dataclass
 class CaseFiles:
-    """Which file holds which modality (an MSD case names one 4-D file for all four)."""
+    """Which file holds which modality (an MSD case names one 4-D file for all four, a DICOM study its
+    folder for all four)."""
 
     name: str
     layout: str
@@ -111,11 +116,13 @@ def _folder_files(folder: Path) -> CaseFiles:
     if not found:
         if len(nifti) == 1:
             return _msd_files(nifti[0])
+        if not nifti and dicom_files(folder):
+            return CaseFiles(folder.name, "dicom", {m: folder for m in MODALITIES})
         listed = ", ".join(p.name for p in nifti) or "no NIfTI files at all"
         raise InputError(
             folder,
             "holds no BraTS-named modality files (*_t1, *_t1ce, *_t2, *_flair or "
-            f"*-t1n, *-t1c, *-t2w, *-t2f; .nii or .nii.gz); found: {listed}",
+            f"*-t1n, *-t1c, *-t2w, *-t2f; .nii or .nii.gz) and no DICOM files; found: {listed}",
         )
     dupes = [(mod, hits) for mod, hits in found.items() if len(hits) > 1]
     if dupes:

@@ -21,6 +21,8 @@ from . import geometry
 from . import labels as label_conv
 from .case import Case, Check
 from .case_files import CaseFiles, Source, find_case_files
+from .dicom_modalities import match_modalities
+from .dicom_series import read_series, scan_study
 from .modalities import MODALITIES, MSD_ORDER, canonical_modality
 from .nifti import NiftiVolume, ReferenceGrid, read_nifti
 
@@ -70,8 +72,31 @@ def _check_image(vol: NiftiVolume, subject: str, checks: _Checks) -> None:
     )
 
 
-def _read_modalities(files: CaseFiles, checks: _Checks) -> dict[str, NiftiVolume]:
+def _read_dicom_study(files: CaseFiles, series_names, checks: _Checks) -> dict[str, NiftiVolume]:
+    """The four series of a DICOM study, matched to their modalities and read as volumes."""
+    folder = files.modalities[MODALITIES[0]]
+    series, notes = scan_study(folder)
+    for note in notes:
+        subject, _, detail = note.partition(": ")
+        checks.add(subject, "left out", True, detail)
+    matched = match_modalities(series, series_names, where=str(folder))
+    vols = {}
+    for mod, one in matched.items():
+        try:
+            vol = read_series(one)
+        except InputError as exc:
+            checks.add(exc.path, "readable DICOM series", False, exc.problem)
+            continue
+        checks.add(vol.label, "readable DICOM series", True, f"{mod}: shape {vol.data.shape}")
+        _check_image(vol, vol.label, checks)
+        vols[mod] = vol
+    return vols
+
+
+def _read_modalities(files: CaseFiles, checks: _Checks, series_names=None) -> dict[str, NiftiVolume]:
     vols: dict[str, NiftiVolume] = {}
+    if files.layout == "dicom":
+        return _read_dicom_study(files, series_names, checks)
     if files.layout == "msd":
         path = files.modalities[MODALITIES[0]]
         try:
@@ -179,14 +204,14 @@ def _onto_reference(
     if vol is ref or (
         vol.has_affine == ref.has_affine and geometry.same_grid(vol.data.shape, vol.affine, ref.data.shape, ref.affine)
     ):
-        checks.add(subject, "on the reference grid", True, f"same grid as {ref.path.name}")
+        checks.add(subject, "on the reference grid", True, f"same grid as {ref.short_label}")
         return geometry.to_canonical(vol.data, ref.affine)[0]
     if not (vol.has_affine and ref.has_affine):
         which = vol.path if not vol.has_affine else ref.path
         if vol.data.shape == ref.data.shape:
             note = (
                 f"{name}: {which.name} has no usable affine (qform/sform code 0); shapes match, so it is "
-                f"taken to be on the grid of {ref.path.name}"
+                f"taken to be on the grid of {ref.short_label}"
             )
             notes.append(note)
             checks.add(subject, "on the reference grid", True, note)
@@ -195,7 +220,7 @@ def _onto_reference(
             subject,
             "on the reference grid",
             False,
-            f"shape {vol.data.shape} differs from the reference {ref.path.name} {ref.data.shape} and "
+            f"shape {vol.data.shape} differs from the reference {ref.short_label} {ref.data.shape} and "
             f"{which.name} has no usable affine (qform/sform code 0), so it cannot be aligned",
         )
         return None
@@ -207,7 +232,7 @@ def _onto_reference(
             subject,
             "overlaps the reference grid",
             False,
-            f"does not overlap the reference grid of {ref.path.name}: its extent is "
+            f"does not overlap the reference grid of {ref.short_label}: its extent is "
             f"{np.round(lo, 1).tolist()}..{np.round(hi, 1).tolist()} mm, the reference's "
             f"{np.round(rlo, 1).tolist()}..{np.round(rhi, 1).tolist()} mm",
         )
@@ -217,7 +242,7 @@ def _onto_reference(
             subject,
             "overlaps the reference grid",
             False,
-            f"covers only {overlap:.0%} of the extent of the reference grid of {ref.path.name}; the model "
+            f"covers only {overlap:.0%} of the extent of the reference grid of {ref.short_label}; the model "
             f"would read the other {1 - overlap:.0%} as empty (at least {MIN_COVERAGE:.0%} is needed)",
         )
         return None
@@ -231,9 +256,9 @@ def _onto_reference(
     )
     data = np.asarray(out.dataobj).astype(vol.data.dtype, copy=False)
     note = (
-        f"{name}: {vol.path.name} is on a different grid (shape {vol.data.shape}, spacing "
+        f"{name}: {vol.short_label} is on a different grid (shape {vol.data.shape}, spacing "
         f"{np.round(geometry.voxel_sizes(vol.affine), 3).tolist()} mm, {geometry.orientation_codes(vol.affine)}); "
-        f"resampled onto the grid of {ref.path.name} ({'nearest' if order == 0 else 'linear'}; "
+        f"resampled onto the grid of {ref.short_label} ({'nearest' if order == 0 else 'linear'}; "
         f"{overlap:.0%} of the reference extent covered)"
     )
     warnings.warn(note, ResampledWarning, stacklevel=4)
@@ -249,15 +274,18 @@ def load_case(
     labels: str | PathLike | None = None,
     reference: str | None = None,
     label_convention: str = "auto",
+    series: dict[str, str] | None = None,
 ) -> Case:
     """Load and validate a case. Raises :class:`InputError` listing every problem found.
 
-    ``source``: a BraTS 2021/2023 case folder, an MSD Task01 4-D NIfTI, or a mapping
-    ``{"t1": path, "t1ce": path, "t2": path, "flair": path[, "seg": path]}``.
+    ``source``: a BraTS 2021/2023 case folder, an MSD Task01 4-D NIfTI, a folder of DICOM series, or
+    a mapping ``{"t1": path, "t1ce": path, "t2": path, "flair": path[, "seg": path]}``.
     ``reference``: modality whose grid and orientation outputs are written on (default: the first
     of t1, t1ce, t2, flair). ``label_convention``: ``auto``, ``brats2021``, ``brats2023`` or ``msd``.
+    ``series``: for a DICOM study, which series is which modality (``{"t1ce": "POST"}``: a series
+    number or words of its description; default: the ``ENTRUST_SERIES`` variable, then guessed).
     """
-    case, checks = _load(source, labels, reference, label_convention)
+    case, checks = _load(source, labels, reference, label_convention, series)
     checks.raise_if_failed()
     return case
 
@@ -266,7 +294,11 @@ def inspect_case(source: Source, **kwargs) -> tuple[Case | None, list[Check]]:
     """Run every check that can be run and return them with the case (None if any failed)."""
     try:
         case, checks = _load(
-            source, kwargs.get("labels"), kwargs.get("reference"), kwargs.get("label_convention", "auto")
+            source,
+            kwargs.get("labels"),
+            kwargs.get("reference"),
+            kwargs.get("label_convention", "auto"),
+            kwargs.get("series"),
         )
     except InputError as exc:
         done = getattr(exc, "checks", [])
@@ -282,14 +314,14 @@ def _source_name(source) -> str:
     return ", ".join(str(p) for p in source.values()) if isinstance(source, dict) else str(source)
 
 
-def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Checks]:
+def _load(source, labels, reference, label_convention, series=None) -> tuple[Case | None, _Checks]:
     if label_convention not in ("auto", *label_conv.CONVENTIONS):
         raise ValueError(f"label_convention must be auto or one of {sorted(label_conv.CONVENTIONS)}")
     files = find_case_files(source, labels)
     checks = _Checks()
     for p in files.ignored:
         checks.add(p, "recognised file name", True, "not a modality or label file of this case; ignored")
-    vols = _read_modalities(files, checks)
+    vols = _read_modalities(files, checks, series)
     label_read = None
     if files.labels is not None:
         label_read = _read_labels(files.labels, files.layout, label_convention, checks)
@@ -309,12 +341,12 @@ def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Ch
     resampled: list[str] = []
     if geometry.is_oblique(ref.affine):
         notes.append(
-            f"{ref.path.name} has an oblique affine; arrays are kept in the closest RAS+ axis order "
+            f"{ref.short_label} has an oblique affine; arrays are kept in the closest RAS+ axis order "
             "and outputs carry the full oblique affine"
         )
     images: dict[str, np.ndarray] = {}
     for mod, vol in vols.items():
-        subject = vol.path if files.layout != "msd" else f"{vol.path}[{mod}]"
+        subject = vol.label if files.layout != "msd" else f"{vol.path}[{mod}]"
         data = _onto_reference(vol, ref, grid, subject, checks, 1, notes, resampled, mod)
         if data is not None:
             images[mod] = np.ascontiguousarray(data, dtype=np.float32)
@@ -329,9 +361,7 @@ def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Ch
     file_geometry = {m: describe_geometry(v) for m, v in vols.items()}
     if label_read is not None:
         file_geometry["labels"] = describe_geometry(label_read[0])
-    sources = {
-        m: (str(v.path) if files.layout != "msd" else f"{v.path}[{MSD_ORDER.index(m)}]") for m, v in vols.items()
-    }
+    sources = {m: (v.label if files.layout != "msd" else f"{v.path}[{MSD_ORDER.index(m)}]") for m, v in vols.items()}
     case = Case(
         files.name,
         images,
@@ -352,7 +382,7 @@ def _load(source, labels, reference, label_convention) -> tuple[Case | None, _Ch
 def describe_geometry(vol: NiftiVolume) -> dict:
     """Shape, spacing, orientation and qform/sform codes of a file as stored (for ``entrust info``)."""
     return {
-        "path": str(vol.path),
+        "path": vol.label,
         "shape": list(vol.data.shape),
         "spacing_mm": [round(float(v), 4) for v in geometry.voxel_sizes(vol.affine)],
         "orientation": geometry.orientation_codes(vol.affine),

@@ -27,10 +27,16 @@ class NiftiVolume:
     affine: np.ndarray
     header: nib.Nifti1Header
     has_affine: bool  #: the file sets qform or sform (code > 0); otherwise the affine is a guess
+    name: str = ""  #: how messages name it, where the path alone does not (a DICOM series)
 
     @property
     def label(self) -> str:
-        return str(self.path)
+        return self.name or str(self.path)
+
+    @property
+    def short_label(self) -> str:
+        """The file's name, or the series' label (several series may share a folder)."""
+        return self.name or self.path.name
 
 
 def read_nifti(path: str | os.PathLike, *, ndim: int = 3, dtype=np.float32) -> NiftiVolume:

@@ -40,7 +40,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerT
 
 
 def read_case(path: str | list[str]) -> list[LayerTuple]:
-    """A whole case (folder or MSD file) as one layer per modality, plus its labels."""
+    """A whole case (BraTS or DICOM study folder, or MSD file) as one layer per modality, plus its labels."""
     path = path[0] if isinstance(path, list) else path
     layers = case_layers(load_case(Path(path)))
     follow_current_viewer()

@@ -85,3 +85,27 @@ def test_an_oblique_volume_opens_with_its_full_affine_and_a_warning(tmp_path):
         [(data, kwargs, kind)] = get_reader(str(path))(str(path))
     assert kind == "image" and kwargs["name"] == "T2"
     np.testing.assert_allclose(kwargs["affine"][:3, :3], affine[:3, :3], atol=1e-6)
+
+
+def test_reader_opens_a_dicom_study_where_its_nifti_twin_lies(make_napari_viewer, tmp_path):
+    import warnings
+
+    from napari_entrust.phantom.dicom_writing import nifti_twin, write_dicom_study
+    from napari_entrust.phantom.phantom import make_phantom
+
+    volumes = write_dicom_study(make_phantom(seed=2, spacing=2), tmp_path / "study", other_grid=None)
+    nifti_twin(volumes, tmp_path / "twin", "twin")
+    assert get_reader(str(tmp_path / "study")) is not None
+    viewer = make_napari_viewer()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        viewer.open(str(tmp_path / "study"), plugin="napari-entrust")
+        dicom = {layer.metadata["entrust_modality"]: layer for layer in viewer.layers}
+        viewer.open(str(tmp_path / "twin"), plugin="napari-entrust")
+    twin = {layer.metadata["entrust_modality"]: layer for layer in list(viewer.layers)[4:]}
+    assert sorted(dicom) == sorted(MODALITIES) and "series 3 (AX T1 SE POST GD)" in dicom["t1ce"].metadata["source"]
+    for mod in MODALITIES:
+        a, b = dicom[mod], twin[mod]
+        np.testing.assert_allclose(a.data_to_world([0, 0, 0]), b.data_to_world([0, 0, 0]), atol=1e-4)
+        np.testing.assert_allclose(a.data_to_world(a.data.shape), b.data_to_world(b.data.shape), atol=1e-4)
+        np.testing.assert_allclose(a.data, b.data, atol=float(np.abs(b.data).max()) * 1e-4)
