@@ -95,3 +95,15 @@ def torchrun(nproc: int, port: int, *args: str) -> list[str]:
         str(port),
         *args,
     ]
+
+
+def seg_on_grid(volume, affine: np.ndarray, shape) -> np.ndarray:
+    """A DICOM-SEG's volume (highdicom's, LPS) put on a RAS+ grid through world space; every SEG voxel
+    must land on one of the grid's voxels."""
+    index = np.indices(volume.array.shape[:3]).reshape(3, -1)
+    lps = volume.affine @ np.vstack([index, np.ones(index.shape[1])])
+    ijk = np.linalg.inv(affine) @ (np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps)
+    assert np.abs(ijk - np.round(ijk)).max() < 1e-3  # the SEG's frames are the grid's voxels
+    out = np.zeros(tuple(shape), volume.array.dtype)
+    out[tuple(np.round(ijk[:3]).astype(int))] = volume.array.reshape(index.shape[1], -1)[:, 0]
+    return out

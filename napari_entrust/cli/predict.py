@@ -40,6 +40,13 @@ def add_parser(sub) -> None:
         default="brats2021",
         help="label values of the written masks (default brats2021: ET = 4)",
     )
+    p.add_argument(
+        "--format",
+        choices=("nifti", "dicom-seg"),
+        default="nifti",
+        help="nifti (default); dicom-seg, for a DICOM study: also the mask and the TrustMap as DICOM"
+        " Segmentations (mask.seg.dcm, trustmap.seg.dcm) referencing the reference series",
+    )
     arguments.add_overwrite_argument(p)
     p.set_defaults(run=run)
 
@@ -59,10 +66,14 @@ def run(args: argparse.Namespace) -> int:
     sampling = arguments.sampling_config(args)
     source = arguments.case_source(args)
     if isinstance(source, Path) and worklist.is_case_collection(source):
+        if args.format != "nifti":
+            raise EntrustError(f"--format {args.format} is for one DICOM study, not a folder of cases")
         return run_folder(args, source, sampling)
     arguments.check_not_an_input(args.out, source)
     check_prediction_folder(MODALITIES, args.out, args.overwrite)  # before loading: a bad --out costs no wait
     case = load_case(source, **arguments.load_kwargs(args))
+    if args.format == "dicom-seg" and not case.dicom_reference:
+        raise EntrustError(f"{case.name}: --format dicom-seg needs a case read from a DICOM study")
     device = resolve_device(args.device)
     bundle = load_checkpoint(args.model, device)
     bar = arguments.progress_bar(f"EnTrust {case.name}")
@@ -70,7 +81,14 @@ def run(args: argparse.Namespace) -> int:
         pred = run_to_end(run_prediction(case, bundle, sampling, memory_mb=args.memory_mb), bar)
     finally:
         bar.close()
-    files = write_prediction(case, pred, args.out, overwrite=args.overwrite, label_convention=args.label_values)
+    files = write_prediction(
+        case,
+        pred,
+        args.out,
+        overwrite=args.overwrite,
+        label_convention=args.label_values,
+        dicom_seg=args.format == "dicom-seg",
+    )
     s = pred.summary
     vol = s["volumes_ml"]
     print(

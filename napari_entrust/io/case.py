@@ -43,6 +43,8 @@ class Case:
     checks: list[Check] = field(default_factory=list)
     #: per modality (and "labels"): geometry of the source file as stored (shape, spacing, orientation, codes)
     file_geometry: dict[str, dict] = field(default_factory=dict)
+    #: for a DICOM study: the reference series' files in slice order (what a DICOM-SEG output references)
+    dicom_reference: list[str] = field(default_factory=list)
 
     @property
     def modalities(self) -> tuple[str, ...]:

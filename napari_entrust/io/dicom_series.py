@@ -219,4 +219,5 @@ def read_series(series: DicomSeries) -> NiftiVolume:
     header = nib.Nifti1Header()
     header.set_xyzt_units("mm", "sec")
     header["qform_code"] = header["sform_code"] = 1  # scanner coordinates
-    return NiftiVolume(series.files[order[0]].parent, data, affine, header, True, series.label)
+    files = tuple(str(series.files[i]) for i in order)
+    return NiftiVolume(series.files[order[0]].parent, data, affine, header, True, series.label, files)

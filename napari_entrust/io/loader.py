@@ -375,6 +375,7 @@ def _load(source, labels, reference, label_convention, series=None) -> tuple[Cas
         notes,
         checks.items,
         file_geometry,
+        list(ref.files),
     )
     return case, checks
 

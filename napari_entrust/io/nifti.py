@@ -28,6 +28,7 @@ class NiftiVolume:
     header: nib.Nifti1Header
     has_affine: bool  #: the file sets qform or sform (code > 0); otherwise the affine is a guess
     name: str = ""  #: how messages name it, where the path alone does not (a DICOM series)
+    files: tuple[str, ...] = ()  #: a DICOM series' image files, in slice order
 
     @property
     def label(self) -> str:

@@ -9,6 +9,7 @@ grid; a missing or foreign file is an :class:`InputError` naming it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,9 +28,11 @@ from ..io.nifti import read_nifti
 from ..io.output_folder import check_output_folder, output_folder, staged, top_names
 from ..io.parallel import in_parallel
 from .catalog import SUMMARY_FILE, from_maps, maps_of, output_of, prediction_files
+from .dicom_seg import write_dicom_segs
 from .provenance import input_hashes
 
 MASK_FILE = "mask.nii.gz"
+SEG_FILES = ("mask.seg.dcm", "trustmap.seg.dcm")  #: the DICOM-SEG outputs (:mod:`.dicom_seg`) of a DICOM study
 EVALUATION_FOLDER = "evaluation"  #: where ``entrust evaluate`` writes by default, inside the prediction folder
 
 
@@ -41,8 +44,10 @@ def write_arrays(
     *,
     overwrite: bool = False,
     label_convention: str = "brats2021",
+    also: Callable[[Path], None] | None = None,
 ) -> dict[str, Path]:
-    """Write named maps as ``NAME.nii.gz`` on the case's reference grid, plus ``summary.json``.
+    """Write named maps as ``NAME.nii.gz`` on the case's reference grid, plus ``summary.json``
+    (and whatever ``also(folder)`` writes of :data:`SEG_FILES` into the folder).
 
     Names are file stems of :data:`~.catalog.OUTPUTS` (``mask``, ``prob``, ``specific_t1`` …), which
     say how each is stored: label maps in ``label_convention``, ``prob`` (3, ...) and ``samples``
@@ -52,12 +57,16 @@ def write_arrays(
     """
     out_dir = Path(out_dir)
     files = {n: out_dir / f"{n}.nii.gz" for n in maps}
+    if also is not None:
+        files.update({name.split(".")[0] + "_seg": out_dir / name for name in SEG_FILES})
     files["summary"] = out_dir / SUMMARY_FILE
     with output_folder(out_dir, overwrite=overwrite, ours=prediction_entries(files.values(), out_dir)) as staging:
         written = staged(files, out_dir, staging)
         in_parallel(
             [partial(_write_map, case, name, data, written[name], label_convention) for name, data in maps.items()]
         )
+        if also is not None:
+            also(staging)
         summary = {**summary, "label_convention": label_convention, "files": {k: p.name for k, p in files.items()}}
         write_text(written["summary"], json.dumps(summary, indent=2))
     return files
@@ -82,7 +91,7 @@ def _write_map(case: Case, name: str, data: np.ndarray, path: Path, label_conven
 def prediction_entries(files, out_dir: Path) -> set[str]:
     """What an earlier prediction in ``out_dir`` may hold, all of which ``--overwrite`` replaces: its
     files and the evaluation ``entrust evaluate`` writes inside it by default (it was of that prediction)."""
-    return top_names(out_dir, files) | {EVALUATION_FOLDER}
+    return top_names(out_dir, files) | {EVALUATION_FOLDER, *SEG_FILES}
 
 
 def check_prediction_folder(modalities, out_dir: str | Path, overwrite: bool) -> None:
@@ -92,14 +101,42 @@ def check_prediction_folder(modalities, out_dir: str | Path, overwrite: bool) ->
 
 
 def write_prediction(
-    case: Case, pred: Prediction, out_dir: str | Path, *, overwrite: bool = False, label_convention: str = "brats2021"
+    case: Case,
+    pred: Prediction,
+    out_dir: str | Path,
+    *,
+    overwrite: bool = False,
+    label_convention: str = "brats2021",
+    dicom_seg: bool = False,
 ) -> dict[str, Path]:
     """Write every output of an EnTrust prediction (see :func:`~.catalog.prediction_files`) and ``summary.json``.
 
     Label maps use ``label_convention`` (BraTS 2021: ET = 4; pass ``brats2023`` for ET = 3).
+    ``dicom_seg``: also the mask and the TrustMap as DICOM-SEG (:mod:`.dicom_seg`), for a case read
+    from a DICOM study.
     """
     summary = {**pred.summary, "input_sha256": _input_sha256(case)}  # so a reader can tell the inputs apart
-    return write_arrays(case, maps_of(pred), out_dir, summary, overwrite=overwrite, label_convention=label_convention)
+    also = None
+    if dicom_seg:
+        if not case.dicom_reference:
+            raise InputError(case.name, "--format dicom-seg needs a case read from a DICOM study")
+
+        def also(folder: Path) -> None:
+            version = str(pred.summary.get("model", {}).get("sha256", ""))[:16]
+            mask, trust = (folder / name for name in SEG_FILES)
+            write_dicom_segs(
+                pred.mask,
+                case.grid,
+                case.dicom_reference,
+                mask,
+                trustmap=pred.trustmap,
+                trustmap_path=trust,
+                version=version,
+            )
+
+    return write_arrays(
+        case, maps_of(pred), out_dir, summary, overwrite=overwrite, label_convention=label_convention, also=also
+    )
 
 
 @dataclass

@@ -36,9 +36,10 @@ def now() -> str:
 
 
 def sidecar_path(nifti_path: str | os.PathLike) -> Path:
-    """``mask.nii.gz`` -> ``mask.json`` beside it."""
+    """``mask.nii.gz`` -> ``mask.json`` beside it (``mask.seg.dcm`` -> ``mask.seg.json``)."""
     p = Path(nifti_path)
-    return p.with_name(strip_nifti_suffix(p) + ".json")
+    stem = p.name[: -len(".dcm")] if p.name.lower().endswith(".dcm") else strip_nifti_suffix(p)
+    return p.with_name(stem + ".json")
 
 
 def write_sidecar(nifti_path: str | os.PathLike, record: dict, *, overwrite: bool = False) -> Path:

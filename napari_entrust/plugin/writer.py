@@ -91,11 +91,31 @@ def layer_meta(layer) -> dict:
     }
 
 
+def is_dicom_seg_path(path: str | Path) -> bool:
+    return str(path).lower().endswith(".dcm")
+
+
+def _study_grid(data: np.ndarray, meta: dict) -> tuple[ReferenceGrid, list[str]]:
+    """The reference series' grid and files of a layer of a DICOM study, if the layer lies on it."""
+    metadata = meta.get("metadata") or {}
+    files = metadata.get("entrust_dicom_reference")
+    if not files or "entrust_grid" not in metadata:
+        raise OutputError(meta.get("name", "layer"), "is not of a case read from a DICOM study; save it as NIfTI")
+    grid = ReferenceGrid.from_dict(metadata["entrust_grid"])
+    on_grid = grid.canonical_shape == np.shape(data) and np.allclose(
+        _meta_affine(meta, 3), grid.canonical_affine, atol=1e-3
+    )
+    if not on_grid:
+        raise OutputError(meta.get("name", "layer"), "is not on the study's grid (moved, resampled); save it as NIfTI")
+    return grid, list(files)
+
+
 def save_corrected_mask(
     path: str | Path, data: np.ndarray, meta: dict, record: dict, *, overwrite: bool = False
 ) -> tuple[Path, Path]:
-    """The reviewed mask as NIfTI on the source grid, plus its provenance JSON sidecar (both atomic)."""
-    out = _with_suffix(str(path))
+    """The reviewed mask on the source grid, plus its provenance JSON sidecar (both atomic): NIfTI,
+    or a DICOM Segmentation referencing the source series when ``path`` ends in ``.dcm``."""
+    out = Path(path) if is_dicom_seg_path(path) else _with_suffix(str(path))
     check_writable([out, sidecar_path(out)], overwrite)
     metadata = meta.get("metadata") or {}
     summary = metadata.get("entrust_summary", {})
@@ -109,5 +129,13 @@ def save_corrected_mask(
         "device": metadata.get("entrust_device"),
         **record,
     }
-    save_nifti(_image(data, meta, is_labels=True), out, overwrite=overwrite)
+    if is_dicom_seg_path(out):
+        from ..outputs.dicom_seg import write_dicom_segs
+
+        grid, files = _study_grid(data, meta)
+        version = str(record["model"].get("sha256", ""))[:16] if isinstance(record["model"], dict) else ""
+        write_dicom_segs(np.asarray(data), grid, files, out, edited=True, overwrite=overwrite, version=version)
+        record["mask_format"] = "DICOM Segmentation (BINARY; segments 1 NCR, 2 ED, 3 ET)"
+    else:
+        save_nifti(_image(data, meta, is_labels=True), out, overwrite=overwrite)
     return out, write_sidecar(out, record, overwrite=overwrite)

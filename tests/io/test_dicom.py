@@ -200,8 +200,17 @@ def test_the_command_line_reads_a_study_and_names_its_series(study, tmp_path, ca
     assert main(["info", str(folder), "--series", "t2=4"]) == 0
     out = capsys.readouterr().out
     assert "layout dicom" in out and "series 3 (AX T1 SE POST GD)" in out and "localiser image(s) left out" in out
-    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "-k", "2", "--steps", "2"]) == 0
-    assert (tmp_path / "out" / "mask.nii.gz").is_file()
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--out", str(out), "-k", "2", "--steps", "2", "--format", "dicom-seg"]) == 0
+    import highdicom as hd
+    import nibabel as nib
+
+    mask = np.asarray(nib.load(out / "mask.nii.gz").dataobj)
+    seg = hd.seg.segread(out / "mask.seg.dcm").get_volume(combine_segments=True).array
+    assert (mask > 0).sum() > 500 and np.bincount(seg.ravel(), minlength=4)[1:].tolist() == [
+        int((mask == v).sum()) for v in (1, 2, 4)
+    ]
+    assert (out / "trustmap.seg.dcm").is_file()
     capsys.readouterr()
     assert main(["info", str(folder), "--series", "t2"]) == 2
     err = capsys.readouterr().err

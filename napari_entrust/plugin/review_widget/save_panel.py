@@ -34,12 +34,16 @@ CORRECTED_SUFFIX = "_entrust_corrected.nii.gz"
 
 def suggested_save_path(metadata: dict, last_folder: Path | None) -> Path:
     """Where Save proposes to write: the folder saved to last, else the case's folder (where its
-    input files are), else the home folder; named after the case."""
+    input files are; for a DICOM study, the folder holding it), else the home folder; named after the case."""
     case = re.sub(r"[^\w.-]+", "_", str(metadata.get("entrust_case") or "case")).strip("._") or "case"
     if last_folder is None:
+        study = [Path(str(p)) for p in metadata.get("entrust_dicom_reference") or []]
         files = [Path(str(p)) for p in (metadata.get("entrust_sources") or {}).values()]
         files = [f for f in files if f.is_file()]
-        last_folder = files[0].parent if files else Path.home()
+        if study and study[0].is_file():  # beside the study folder: a file in it would be read as part of it
+            last_folder = study[0].parent.parent
+        else:
+            last_folder = files[0].parent if files else Path.home()
     return last_folder / f"{case}{CORRECTED_SUFFIX}"
 
 
@@ -77,7 +81,9 @@ class SavePanel(QWidget):
         self._kept_summary = None  # the summary of the prediction whose layers were kept for a restore
         self.keeping = None  #: the thread writing them (a restore in the same session may wait for it)
         self.save_button = QPushButton("Save corrected mask…")
-        self.save_button.setToolTip("write the mask on the scan's grid (NIfTI) with a JSON record of every edit")
+        self.save_button.setToolTip(
+            "write the mask on the scan's grid (NIfTI, or DICOM-SEG for a DICOM study) with a JSON record of every edit"
+        )
         self.restore_label = QLabel("")
         self.restore_label.setWordWrap(True)
         self.restore_button, self.discard_button = QPushButton("Restore"), QPushButton("Discard")
@@ -109,9 +115,13 @@ class SavePanel(QWidget):
 
     def _save_clicked(self, *_args) -> bool:
         """The Save dialog; True if the mask was saved."""
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Save corrected mask", str(self.suggested_path()), "NIfTI (*.nii.gz *.nii)"
-        )
+        mask = self.session.output_layer("mask")
+        formats = "NIfTI (*.nii.gz *.nii)"
+        if mask is not None and mask.metadata.get("entrust_dicom_reference"):
+            formats += ";;DICOM Segmentation, referencing the study (*.seg.dcm)"
+        path, chosen = QFileDialog.getSaveFileName(self, "Save corrected mask", str(self.suggested_path()), formats)
+        if path and chosen.startswith("DICOM") and not path.lower().endswith(".dcm"):
+            path += ".seg.dcm"
         # the dialog has asked before replacing a file
         return bool(path) and self.save(path, overwrite=True) is not None
 
