@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import EntrustError
-from ..io.modalities import FORMATS
+from ..io.modalities import PHANTOM_FORMATS
 from ..phantom.domain import DOMAINS
 from .arguments import SEED_LIMIT, add_overwrite_argument, command_texts, int_at_least, progress_bar
 
@@ -32,7 +32,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--spacing", type=int_at_least(1), default=2, help="voxel size in whole mm: 1 native, 2 fast (default)"
     )
-    p.add_argument("--format", default="brats2021", choices=FORMATS, help="file naming (default brats2021)")
+    p.add_argument(
+        "--format",
+        default="brats2021",
+        choices=PHANTOM_FORMATS,
+        help="file naming (default brats2021), or dicom: a study folder of four MR series (labels in truth/)",
+    )
     p.add_argument("--raters", type=int_at_least(1), default=4, help="number of simulated raters (default 4)")
     p.add_argument(
         "--misregistration",

@@ -15,6 +15,8 @@ SEPARATOR: dict[str, str] = {"brats2021": "_", "brats2023": "-"}
 
 #: The ways a case's files can be named when written: BraTS 2021, BraTS 2023, one MSD Task01 4-D file.
 FORMATS: tuple[str, ...] = ("brats2021", "brats2023", "msd")
+#: ... and what a phantom can also be written as: a DICOM study (``entrust sample --format dicom``)
+PHANTOM_FORMATS: tuple[str, ...] = (*FORMATS, "dicom")
 
 #: Volume order inside a Medical Segmentation Decathlon Task01 4-D image (FLAIR, T1w, T1gd, T2w).
 MSD_ORDER: tuple[str, ...] = ("flair", "t1", "t1ce", "t2")

@@ -1,4 +1,5 @@
-"""Writing a phantom case to disk: images, label map and ground truth in BraTS or MSD naming."""
+"""Writing a phantom case to disk: images, label map and ground truth in BraTS or MSD naming, or
+as a DICOM study."""
 
 from __future__ import annotations
 
@@ -10,18 +11,22 @@ import numpy as np
 
 from ..io import labels as label_conv
 from ..io.files import write_text
-from ..io.modalities import FORMATS, MODALITIES, MSD_ORDER, NAMING, SEPARATOR
+from ..io.modalities import MODALITIES, MSD_ORDER, NAMING, PHANTOM_FORMATS, SEPARATOR
 from ..io.nifti import write_on_grid
 from ..io.output_folder import output_folder, staged, top_names
 from ..progress import Steps, run_to_end
+from .dicom_writing import write_dicom_study
 from .phantom import GENERATOR_VERSION, Phantom
 
 
 def phantom_paths(name: str, out_dir: Path, fmt: str, n_raters: int) -> dict[str, Path]:
-    """Where each file of a phantom case goes, in the naming of ``fmt``."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "msd":
+    """Where each file of a phantom case goes, in the naming of ``fmt`` (``dicom``: a study folder
+    of four MR series, the label map in ``truth/``, as a PACS export has none)."""
+    if fmt not in PHANTOM_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(PHANTOM_FORMATS)}, got {fmt!r}")
+    if fmt == "dicom":
+        paths = {"study": out_dir / "study", "seg": out_dir / "truth" / "labels.nii.gz"}
+    elif fmt == "msd":
         paths = {"image": out_dir / "imagesTr" / f"{name}.nii.gz", "seg": out_dir / "labelsTr" / f"{name}.nii.gz"}
     else:
         sep = SEPARATOR[fmt]
@@ -63,10 +68,13 @@ def write_phantom(
 def _write_files(ph: Phantom, paths: dict[str, Path], final: dict[str, Path], out_dir: Path, fmt: str) -> Steps[None]:
     """Every file of :func:`write_phantom` at ``paths`` (``final``: where they will be, for phantom.json)."""
     grid = ph.to_case().grid
-    convention = "msd" if fmt == "msd" else fmt
+    convention = {"msd": "msd", "dicom": "brats2021"}.get(fmt, fmt)
     volumes = [(k, p) for k, p in paths.items() if k != "metadata"]
     for i, (key, path) in enumerate(volumes):
         yield i / len(volumes), f"writing {path.name}"
+        if key == "study":
+            write_dicom_study(ph, path, other_grid=None, localiser_in=None, seed=ph.seed)
+            continue
         data, dtype, description = _volume(ph, key, convention)
         write_on_grid(data, grid, path, dtype=dtype, description=description)
     meta = {

@@ -220,3 +220,21 @@ def test_the_command_line_reads_a_study_and_names_its_series(study, tmp_path, ca
     err = capsys.readouterr().err
     assert "series 3 (AX T1 SE POST GD): is missing 1 slice(s)" in err and "Traceback" not in err
     assert not (tmp_path / "bad-out").exists()
+
+
+def test_the_sample_command_writes_a_dicom_study_with_its_truth_beside_it(tmp_path, capsys):
+    from napari_entrust.cli import main
+    from napari_entrust.phantom.phantom import make_phantom
+
+    assert main(["sample", str(tmp_path / "s"), "--seed", "3", "--format", "dicom"]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["study", "truth"]
+    case = _load(tmp_path / "s" / "study")
+    phantom = make_phantom(seed=3, spacing=2)
+    assert case.layout == "dicom" and case.shape == phantom.labels.shape
+    np.testing.assert_allclose(case.affine, phantom.affine, atol=1e-4)  # the study lies where the phantom does
+    flair = phantom.images["flair"]
+    np.testing.assert_allclose(case.images["flair"], flair, atol=float(np.abs(flair).max()) * 1e-4)
+    from napari_entrust.io.loader import read_label_file
+
+    labels, _ = read_label_file(tmp_path / "s" / "truth" / "labels.nii.gz")
+    np.testing.assert_array_equal(labels.data, phantom.labels)  # the label map, for entrust evaluate
