@@ -37,9 +37,11 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 def with_fixed_voxels(roi: np.ndarray, known: np.ndarray, head: np.ndarray) -> np.ndarray:
     """The region grown to hold every fixed voxel outside it, with its margin (the neighbourhood such
-    an edit re-settles). Fixed voxels inside the region leave it as it is: its margin already holds
-    their neighbourhood, and its parts keep their boxes, so re-sampling can reuse the slices an edit
-    does not touch (:meth:`~.hypotheses.DrawnHypotheses.reusable`)."""
+    an edit re-settles). Fixed voxels inside the region leave it as it is, so its parts keep their
+    boxes and re-sampling can reuse the slices an edit does not touch
+    (:meth:`~.hypotheses.DrawnHypotheses.reusable`). The cost: a fixed voxel near the region's edge
+    no longer pulls the region out by the margin beyond it; the region's own margin (voxels the
+    fused head thinks certain background) is all its neighbours there can re-settle into."""
     outside = known & ~roi
     if not outside.any():
         return roi

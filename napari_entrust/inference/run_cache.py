@@ -55,12 +55,12 @@ class RunCache:
         self._lock = threading.Lock()
         self._kept: dict[str, tuple[str, object]] = {}
 
-    def get(self, stage: str, key: str):
+    def get(self, stage: str, key: str) -> object | None:
         """The kept value of ``stage`` if it was made under ``key``, else None."""
         with self._lock:
             kept = self._kept.get(stage)
             return kept[1] if kept is not None and kept[0] == key else None
 
-    def keep(self, stage: str, key: str, value) -> None:
+    def keep(self, stage: str, key: str, value: object) -> None:
         with self._lock:
             self._kept[stage] = (key, value)

@@ -45,6 +45,9 @@ class Case:
     file_geometry: dict[str, dict] = field(default_factory=dict)
     #: for a DICOM study: the reference series' files in slice order (what a DICOM-SEG output references)
     dicom_reference: list[str] = field(default_factory=list)
+    #: for a DICOM study: each modality's series files in slice order (what its provenance hashes)
+    dicom_series: dict[str, list[str]] = field(default_factory=dict)
+    dicom_study: str = ""  #: for a DICOM study: the folder it was read from
 
     @property
     def modalities(self) -> tuple[str, ...]:

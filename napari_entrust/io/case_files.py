@@ -17,7 +17,7 @@ from pathlib import Path
 import nibabel as nib
 
 from ..errors import InputError
-from .dicom_series import dicom_files
+from .dicom_series import holds_dicom
 from .files import BROKEN_LINK, nifti_suffix, strip_nifti_suffix
 from .modalities import MODALITIES, NAMING, SEPARATOR, canonical_modality
 
@@ -114,10 +114,11 @@ def _folder_files(folder: Path) -> CaseFiles:
         else:
             ignored.append(p)
     if not found:
+        if len(nifti) <= 1 and holds_dicom(folder):  # a study; a NIfTI saved beside its files does not hide it
+            if not nifti or not is_msd_image(nifti[0]):
+                return CaseFiles(folder.name, "dicom", {m: folder for m in MODALITIES}, ignored=nifti)
         if len(nifti) == 1:
             return _msd_files(nifti[0])
-        if not nifti and dicom_files(folder):
-            return CaseFiles(folder.name, "dicom", {m: folder for m in MODALITIES})
         listed = ", ".join(p.name for p in nifti) or "no NIfTI files at all"
         raise InputError(
             folder,

@@ -33,10 +33,7 @@ _T2 = re.compile(r"\bt2")
 
 def series_text(series: DicomSeries) -> str:
     """The words a series is known by: description, protocol and sequence name, lower case."""
-    words = " ".join(
-        str(series.attribute(a, "")) for a in ("SeriesDescription", "ProtocolName", "SequenceName")
-    ).lower()
-    return re.sub(r"[_\-/.,()]+", " ", words)
+    return _words(" ".join(str(series.attribute(a, "")) for a in ("SeriesDescription", "ProtocolName", "SequenceName")))
 
 
 def _by_parameters(series: DicomSeries) -> str | None:
@@ -61,11 +58,11 @@ def guess_modality(series: DicomSeries) -> str | None:
     text = series_text(series)
     if _NOT_STRUCTURAL.search(text):
         return None
-    if _FLAIR.search(text):
-        return "flair"
-    if _T1.search(text):
+    if _T1.search(text):  # before FLAIR: "T1 FLAIR" is a T1-weighted sequence
         contrast = _CONTRAST.search(text) or str(series.attribute("ContrastBolusAgent", "")).strip()
         return "t1ce" if contrast else "t1"
+    if _FLAIR.search(text):
+        return "flair"
     if _T2.search(text):
         return "t2"
     return _by_parameters(series)
@@ -87,10 +84,15 @@ def parse_series_names(text: str | None) -> dict[str, str]:
     return names
 
 
+def _words(text: str) -> str:
+    """Lower case, separators as spaces: how a series' words and a user's are compared."""
+    return re.sub(r"[_\-/.,()]+", " ", text.lower()).strip()
+
+
 def _named(series: list[DicomSeries], wanted: str) -> list[DicomSeries]:
     """The series a user's name picks: its series number, or words of its description."""
     by_number = [s for s in series if s.number == wanted]
-    return by_number or [s for s in series if wanted.lower() in series_text(s)]
+    return by_number or [s for s in series if _words(wanted) in series_text(s)]
 
 
 def _one(candidates: list[DicomSeries]) -> list[DicomSeries]:
@@ -104,7 +106,10 @@ def match_modalities(
 ) -> dict[str, DicomSeries]:
     """One series per modality; an :class:`InputError` naming the series when that cannot be said."""
     if names is None:
-        names = parse_series_names(os.environ.get(SERIES_ENV))
+        try:
+            names = parse_series_names(os.environ.get(SERIES_ENV))
+        except ValueError as exc:
+            raise InputError(SERIES_ENV, f"{exc} (the environment variable {SERIES_ENV})") from None
     found: dict[str, list[DicomSeries]] = {}
     for mod, wanted in names.items():
         found[mod] = _named(series, wanted)
@@ -140,3 +145,23 @@ def match_modalities(
         first, *rest = problems
         raise InputError(where, first, more=[(where, p) for p in rest])
     return {m: found[m][0] for m in MODALITIES}
+
+
+def check_one_study(matched: dict[str, DicomSeries]) -> list[str]:
+    """Refuse series of several patients or studies (their positions are not comparable); notes on
+    series of one study with different frames of reference (positions may not line up)."""
+    for attribute, what in (("PatientID", "patients"), ("StudyInstanceUID", "studies")):
+        values = {str(s.attribute(attribute, "")) for s in matched.values()}
+        if len(values) > 1:
+            listed = "; ".join(f"{DISPLAY_NAMES[m]}: {s.label}" for m, s in matched.items())
+            raise InputError(
+                next(iter(matched.values())).folder,
+                f"the series matched come from {len(values)} {what} ({listed}); open one study at a time",
+            )
+    frames = {str(s.attribute("FrameOfReferenceUID", "")) for s in matched.values()}
+    if len(frames) > 1:
+        return [
+            f"the series have {len(frames)} frames of reference: they are placed by their patient positions,"
+            " which line up only if the patient did not move between them"
+        ]
+    return []

@@ -11,6 +11,7 @@ several slices at one position, missing slices, uneven spacing, pixel data it ca
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ class DicomSeries:
     localisers: int = 0  #: localiser images of this series that were left out
     first: object = None  #: the first header seen (a localiser's, if the series holds only those)
 
-    def attribute(self, name: str, default=""):
+    def attribute(self, name: str, default: object = "") -> object:
         """An attribute of the series' first image (those of a series are shared)."""
         ds = self.headers[0] if self.headers else self.first
         return getattr(ds, name, default) if ds is not None else default
@@ -73,13 +74,28 @@ def is_dicom_file(path: Path) -> bool:
         return False
 
 
+def _files_under(folder: Path, depth: int | None = None):
+    """The files under ``folder`` (hidden files and folders skipped), at most ``depth`` folders down."""
+    for root, dirs, names in os.walk(folder):
+        level = len(Path(root).relative_to(folder).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (depth is None or level < depth))
+        yield from (Path(root) / n for n in sorted(names) if not n.startswith("."))
+
+
 def dicom_files(folder: Path) -> list[Path]:
     """Every DICOM file under ``folder`` (any depth; hidden files and folders skipped)."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts) and is_dicom_file(p)
-    )
+    return [p for p in _files_under(folder) if p.is_file() and is_dicom_file(p)]
+
+
+def holds_dicom(folder: Path, depth: int = 3, tries: int = 200) -> bool:
+    """Whether ``folder`` holds DICOM files: it stops at the first, looks at most ``depth`` folders
+    down and at ``tries`` files (napari asks this of any folder opened, in the GUI thread)."""
+    for n, path in enumerate(_files_under(folder, depth)):
+        if n >= tries:
+            return False
+        if path.is_file() and is_dicom_file(path):
+            return True
+    return False
 
 
 def _is_localiser(ds) -> bool:
@@ -101,7 +117,8 @@ def scan_study(folder: Path) -> tuple[list[DicomSeries], list[str]]:
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception as exc:  # noqa: BLE001 - pydicom raises many types for damaged files
             raise InputError(path, f"cannot be read as DICOM ({exception_reason(exc)})") from None
-        if not all(hasattr(ds, a) for a in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")):
+        positioned = all(hasattr(ds, a) for a in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"))
+        if not positioned and not _multi_frame(ds):
             not_images += 1  # a report, a presentation state, a DICOMDIR: no image with a position
             continue
         uid = str(getattr(ds, "SeriesInstanceUID", path.parent))
@@ -122,6 +139,11 @@ def scan_study(folder: Path) -> tuple[list[DicomSeries], list[str]]:
     return sorted(found, key=lambda s: (_as_number(s.number), s.uid)), notes
 
 
+def _multi_frame(ds) -> bool:
+    """An enhanced (multi-frame) image: its slices' positions are in per-frame groups, not read yet."""
+    return int(getattr(ds, "NumberOfFrames", 1) or 1) > 1
+
+
 def _as_number(text: str) -> float:
     try:
         return float(text)
@@ -138,6 +160,12 @@ def ordered_slices(series: DicomSeries) -> tuple[list[int], np.ndarray]:
     """The slices' order along the series' normal and their positions there (mm); raises an
     :class:`InputError` naming the series for any geometry it cannot be one volume with."""
     headers, label = series.headers, series.label
+    if any(_multi_frame(ds) for ds in headers):
+        raise InputError(
+            label,
+            "is an enhanced (multi-frame) image, which is not read yet; export classic single-frame images,"
+            " or convert the study to NIfTI with dcm2niix",
+        )
     if len(headers) < 2:
         raise InputError(label, "holds a single image; a 3-D series needs at least two slices")
     sizes = {(int(ds.Rows), int(ds.Columns), *np.round(np.asarray(ds.PixelSpacing, float), 4)) for ds in headers}
@@ -180,12 +208,6 @@ def _pixels(series: DicomSeries, path: Path) -> np.ndarray:
     import pydicom
 
     ds = pydicom.dcmread(path)
-    if int(getattr(ds, "NumberOfFrames", 1) or 1) > 1:
-        raise InputError(
-            series.label,
-            "is an enhanced (multi-frame) image, which is not read yet; export classic"
-            " single-frame images, or convert the study to NIfTI with dcm2niix",
-        )
     try:
         values = ds.pixel_array
     except Exception as exc:  # noqa: BLE001 - pydicom's decoders raise many types

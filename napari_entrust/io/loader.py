@@ -21,7 +21,7 @@ from . import geometry
 from . import labels as label_conv
 from .case import Case, Check
 from .case_files import CaseFiles, Source, find_case_files
-from .dicom_modalities import match_modalities
+from .dicom_modalities import check_one_study, match_modalities
 from .dicom_series import read_series, scan_study
 from .modalities import MODALITIES, MSD_ORDER, canonical_modality
 from .nifti import NiftiVolume, ReferenceGrid, read_nifti
@@ -80,6 +80,8 @@ def _read_dicom_study(files: CaseFiles, series_names, checks: _Checks) -> dict[s
         subject, _, detail = note.partition(": ")
         checks.add(subject, "left out", True, detail)
     matched = match_modalities(series, series_names, where=str(folder))
+    for note in check_one_study(matched):
+        checks.add(folder, "one frame of reference", True, note)
     vols = {}
     for mod, one in matched.items():
         try:
@@ -376,6 +378,8 @@ def _load(source, labels, reference, label_convention, series=None) -> tuple[Cas
         checks.items,
         file_geometry,
         list(ref.files),
+        {m: list(v.files) for m, v in vols.items() if v.files},
+        str(files.modalities[MODALITIES[0]]) if files.layout == "dicom" else "",
     )
     return case, checks
 

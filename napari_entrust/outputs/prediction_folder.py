@@ -218,7 +218,7 @@ def read_output_map(
 
 def _input_sha256(case: Case) -> dict[str, str]:
     """sha256 of each input file of ``case`` (inputs made in memory have none)."""
-    return {m: e["sha256"] for m, e in input_hashes(case.sources).items() if e["sha256"]}
+    return {m: e["sha256"] for m, e in input_hashes(case.sources, case.dicom_series).items() if e["sha256"]}
 
 
 def _check_made_from(summary: dict, case: Case, out_dir: Path) -> None:

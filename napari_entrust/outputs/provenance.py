@@ -7,6 +7,7 @@ decisions made it; the sidecar written next to every saved mask records exactly 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,13 +16,19 @@ from .. import __version__
 from ..io.files import sha256_of, strip_nifti_suffix, write_text
 
 
-def input_hashes(sources: dict[str, str]) -> dict[str, dict]:
-    """Per input (modality or labels): its path and sha256, or why no hash could be taken."""
+def input_hashes(sources: dict[str, str], series: dict[str, list[str]] | None = None) -> dict[str, dict]:
+    """Per input (modality or labels): its path and sha256, or why no hash could be taken. An input
+    read from a DICOM series (``series``: its files in slice order) gets the sha256 of its files'
+    sha256s in that order."""
     out = {}
     for name, path in sources.items():
         entry: dict = {"path": str(path)}
         p = Path(str(path))
-        if p.is_file():
+        files = (series or {}).get(name)
+        if files and all(Path(f).is_file() for f in files):
+            entry["sha256"] = hashlib.sha256("".join(sha256_of(f) for f in files).encode()).hexdigest()
+            entry["files"] = len(files)
+        elif p.is_file():
             entry["sha256"] = sha256_of(p)
         else:
             entry["sha256"] = None

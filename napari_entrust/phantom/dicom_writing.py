@@ -31,18 +31,19 @@ _LPS = nib.orientations.axcodes2ornt(("L", "P", "S"))
 
 
 def study_volumes(ph: Phantom, other_grid: str | None = None) -> dict[str, nib.Nifti1Image]:
-    """The phantom's four images in LPS voxel order; ``other_grid``'s on a grid of 1.5× thicker
-    slices, shifted by a third of a voxel in-plane (resampled linearly)."""
+    """The phantom's four images in LPS voxel order; ``other_grid``'s on another grid (resampled
+    linearly): 1.5× thicker slices, pixels 1.25× longer along the columns than the rows (so a swap
+    of PixelSpacing's two values shows), shifted by a third of a voxel in-plane."""
     out = {}
     for mod in MODALITIES:
         ras = nib.Nifti1Image(ph.images[mod].astype(np.float32), ph.affine)
         image = ras.as_reoriented(nib.orientations.ornt_transform(nib.io_orientation(ph.affine), _LPS))
         if mod == other_grid:
             shape = np.asarray(image.shape)
-            scale = np.diag([1.0, 1.0, 1.5, 1.0])
-            affine = image.affine @ scale
+            factors = np.array([1.0, 1.25, 1.5])
+            affine = image.affine @ np.diag([*factors, 1.0])
             affine[:3, 3] += image.affine[:3, :3] @ np.array([1 / 3, 1 / 3, 0.25])
-            target = (tuple(int(v) for v in (shape[0], shape[1], int(shape[2] / 1.5))), affine)
+            target = (tuple(int(n / f) for n, f in zip(shape[:3], factors)), affine)
             image = resample_from_to(image, target, order=1)
             image = nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32), image.affine)
         out[mod] = image

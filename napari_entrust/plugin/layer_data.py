@@ -54,7 +54,15 @@ def case_metadata(case: Case) -> dict:
         "entrust_grid": case.grid.to_dict(),
         "entrust_sources": dict(case.sources),
         "entrust_label_convention": case.label_convention or "brats2021",
-        **({"entrust_dicom_reference": list(case.dicom_reference)} if case.dicom_reference else {}),
+        **(
+            {
+                "entrust_dicom_reference": list(case.dicom_reference),
+                "entrust_dicom_series": dict(case.dicom_series),
+                "entrust_dicom_study": case.dicom_study,
+            }
+            if case.dicom_reference
+            else {}
+        ),
     }
 
 

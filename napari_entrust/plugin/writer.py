@@ -123,7 +123,7 @@ def save_corrected_mask(
         "mask": out.name,
         "case": metadata.get("entrust_case"),
         "label_convention": metadata.get("entrust_label_convention", "brats2021"),
-        "inputs": input_hashes(metadata.get("entrust_sources", {})),
+        "inputs": input_hashes(metadata.get("entrust_sources", {}), metadata.get("entrust_dicom_series")),
         "model": summary.get("model", {"path": metadata.get("entrust_model")}),
         "parameters": summary.get("parameters", metadata.get("entrust_sampling", {})),
         "device": metadata.get("entrust_device"),

@@ -3,6 +3,7 @@ study answered by one line naming the series."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -211,6 +212,8 @@ def test_the_command_line_reads_a_study_and_names_its_series(study, tmp_path, ca
         int((mask == v).sum()) for v in (1, 2, 4)
     ]
     assert (out / "trustmap.seg.dcm").is_file()
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(summary["input_sha256"]) == ["flair", "t1", "t1ce", "t2"]  # each series' files, hashed
     capsys.readouterr()
     assert main(["info", str(folder), "--series", "t2"]) == 2
     err = capsys.readouterr().err
@@ -238,3 +241,42 @@ def test_the_sample_command_writes_a_dicom_study_with_its_truth_beside_it(tmp_pa
 
     labels, _ = read_label_file(tmp_path / "s" / "truth" / "labels.nii.gz")
     np.testing.assert_array_equal(labels.data, phantom.labels)  # the label map, for entrust evaluate
+
+
+def test_series_of_several_patients_are_refused(study, tmp_path):
+    folder = _copy(study[0], tmp_path)
+    for path, ds in _series_files(folder)[4]:
+        ds.PatientID, ds.StudyInstanceUID = "SOMEONE ELSE", pydicom.uid.generate_uid()
+        ds.save_as(path)
+    with pytest.raises(InputError, match="come from 2 patients .*T2: .*series 4") as err:
+        _load(folder)
+    assert "\n" not in str(err.value)
+
+
+def test_site_names_compare_words_not_separators_and_a_bad_variable_is_named(study, tmp_path, monkeypatch):
+    folder = _copy(study[0], tmp_path)
+    for path, ds in _series_files(folder)[3]:
+        ds.SeriesDescription = "AX_T1_POST-GD"
+        ds.save_as(path)
+    assert "series 3" in _load(folder, series={"t1ce": "T1_POST"}).sources["t1ce"]
+    monkeypatch.setenv(SERIES_ENV, "t1ce-POST")
+    with pytest.raises(InputError, match=f"^{SERIES_ENV}: .*not MODALITY=NUMBER-OR-WORDS"):
+        _load(folder)
+
+
+def test_an_enhanced_multi_frame_series_is_named_as_such(study, tmp_path):
+    folder = _copy(study[0], tmp_path)
+    for path, ds in _series_files(folder)[3]:
+        ds.NumberOfFrames = 2
+        del ds.ImagePositionPatient  # kept in per-frame groups in an enhanced image
+        ds.save_as(path)
+    with pytest.raises(InputError, match=r"series 3 \(AX T1 SE POST GD\): is an enhanced \(multi-frame\) image"):
+        _load(folder)
+
+
+def test_a_nifti_saved_into_a_study_does_not_hide_it(study, tmp_path):
+    import nibabel as nib
+
+    folder = _copy(study[0], tmp_path)
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4)), str(folder / "corrected.nii.gz"))
+    assert _load(folder).layout == "dicom"

@@ -37,11 +37,11 @@ def suggested_save_path(metadata: dict, last_folder: Path | None) -> Path:
     input files are; for a DICOM study, the folder holding it), else the home folder; named after the case."""
     case = re.sub(r"[^\w.-]+", "_", str(metadata.get("entrust_case") or "case")).strip("._") or "case"
     if last_folder is None:
-        study = [Path(str(p)) for p in metadata.get("entrust_dicom_reference") or []]
+        study = Path(str(metadata.get("entrust_dicom_study") or ""))
         files = [Path(str(p)) for p in (metadata.get("entrust_sources") or {}).values()]
         files = [f for f in files if f.is_file()]
-        if study and study[0].is_file():  # beside the study folder: a file in it would be read as part of it
-            last_folder = study[0].parent.parent
+        if metadata.get("entrust_dicom_study") and study.is_dir():  # beside the study: in it, it would be read
+            last_folder = study.parent  # as part of the study next time
         else:
             last_folder = files[0].parent if files else Path.home()
     return last_folder / f"{case}{CORRECTED_SUFFIX}"
@@ -121,7 +121,7 @@ class SavePanel(QWidget):
             formats += ";;DICOM Segmentation, referencing the study (*.seg.dcm)"
         path, chosen = QFileDialog.getSaveFileName(self, "Save corrected mask", str(self.suggested_path()), formats)
         if path and chosen.startswith("DICOM") and not path.lower().endswith(".dcm"):
-            path += ".seg.dcm"
+            path = re.sub(r"\.nii(\.gz)?$", "", path, flags=re.IGNORECASE) + ".seg.dcm"
         # the dialog has asked before replacing a file
         return bool(path) and self.save(path, overwrite=True) is not None
 
