@@ -107,3 +107,10 @@ def seg_on_grid(volume, affine: np.ndarray, shape) -> np.ndarray:
     out = np.zeros(tuple(shape), volume.array.dtype)
     out[tuple(np.round(ijk[:3]).astype(int))] = volume.array.reshape(index.shape[1], -1)[:, 0]
     return out
+
+
+def dock_widgets(viewer):
+    """The plugin's two dock widgets, added to ``viewer`` as napari's Plugins menu adds them."""
+    _, run = viewer.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
+    _, review = viewer.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty")
+    return run, review

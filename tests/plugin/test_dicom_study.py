@@ -11,14 +11,9 @@ import pytest
 
 from napari_entrust.phantom.dicom_writing import write_dicom_study
 from napari_entrust.phantom.phantom import make_phantom
-from tests.helpers import seg_on_grid
+from tests.helpers import dock_widgets, seg_on_grid
 
 napari = pytest.importorskip("napari")
-
-
-@pytest.fixture(autouse=True)
-def _recovery_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ENTRUST_RECOVERY_DIR", str(tmp_path / "recovery"))
 
 
 def test_a_corrected_mask_of_a_dicom_study_saves_as_dicom_seg(make_napari_viewer, qtbot, tmp_path):
@@ -33,8 +28,7 @@ def test_a_corrected_mask_of_a_dicom_study_saves_as_dicom_seg(make_napari_viewer
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the T2 series is on another grid, and is resampled
         viewer.open(str(study), plugin="napari-entrust")
-    _, run = viewer.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
-    _, review = viewer.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty")
+    run, review = dock_widgets(viewer)
     run._samples.setValue(2)
     run._steps.setValue(2)
     run.run()

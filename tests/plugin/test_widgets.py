@@ -16,6 +16,7 @@ from napari_entrust.plugin.reader import get_reader
 from napari_entrust.plugin.review_widget import save_panel
 from napari_entrust.plugin.review_widget.save_panel import recovery_key
 from napari_entrust.review import recovery
+from tests.helpers import dock_widgets
 
 napari = pytest.importorskip("napari")
 from napari.utils.colormaps.standardize_color import transform_color  # noqa: E402
@@ -37,11 +38,6 @@ RESULT_LAYERS = [
     *[f"evidence only in {m} (F_u)" for m in ("T1", "T1ce", "T2", "FLAIR")],
     *[f"weight of {m} (w_m)" for m in ("T1", "T1ce", "T2", "FLAIR")],
 ]
-
-
-@pytest.fixture(autouse=True)
-def _recovery_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("ENTRUST_RECOVERY_DIR", str(tmp_path / "recovery"))
 
 
 @pytest.fixture(autouse=True)
@@ -71,25 +67,11 @@ def outlined(viewer, region) -> bool:
     return layer.visible and inside and all(layer.data[tuple(p)] for p in local)
 
 
-def _widgets(viewer):
-    _, run = viewer.window.add_plugin_dock_widget("napari-entrust", "EnTrust")
-    _, review = viewer.window.add_plugin_dock_widget("napari-entrust", "Review uncertainty")
-    return run, review
-
-
 def _run(qtbot, run, *, samples=2, steps=3, timeout=120_000):
     run._samples.setValue(samples)
     run._steps.setValue(steps)
     run.run()
     qtbot.waitUntil(lambda: run._status.text().startswith(("done:", "EnTrust", "cancelled")), timeout=timeout)
-
-
-@pytest.fixture
-def opened_sample(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    viewer.open_sample("napari-entrust", "phantom_2mm")
-    run, review = _widgets(viewer)
-    return viewer, run, review
 
 
 def test_run_review_adopt_undo_save_and_read_back(opened_sample, qtbot, tmp_path, close_answers, monkeypatch):
@@ -236,90 +218,6 @@ def test_writer_contribution_saves_labels_on_the_source_grid(make_napari_viewer,
     assert int(img.header["sform_code"]) == 1
 
 
-@pytest.fixture
-def frozen_heap():
-    """Python's full garbage collections, measured while the test runs (start time, seconds).
-
-    The objects that exist before the test (every earlier test's viewers: millions of them) are
-    frozen out of the collector: in a full test session one full collection of that heap takes
-    100-400 ms and can fall in any event-loop turn, which says nothing about the plugin.
-    """
-    import gc
-
-    pauses: list[tuple[float, float]] = []
-    started: list[float] = []
-
-    def watch(phase, info):
-        if info["generation"] == 2:
-            if phase == "start":
-                started.append(time.perf_counter())
-            elif started:
-                t0 = started.pop()
-                pauses.append((t0, time.perf_counter() - t0))
-
-    gc.collect()
-    gc.freeze()
-    gc.callbacks.append(watch)
-    try:
-        yield pauses
-    finally:
-        gc.callbacks.remove(watch)
-        gc.unfreeze()
-
-
-def test_heartbeat_never_stalls_during_a_run(opened_sample, qtbot, frozen_heap):
-    """The GUI thread keeps answering (gaps ≤ 100 ms) while a real run works in its thread.
-
-    Measured over the first run's work (model loading, encoding, sampling, assembling) and over a
-    whole second run, including the in-place update of every result layer, each from the run's
-    first progress message on. (The click and what it sets off in napari before the work starts,
-    a re-layout of the window, take 70-250 ms under Xvfb with the code of
-    before and after the architecture change alike. Inserting a layer into napari the first time
-    costs napari 80-90 ms on a 2-core machine; those inserts happen one per event-loop turn after
-    the first run's work ends.)
-    """
-    from qtpy.QtCore import QTimer
-
-    viewer, run, _ = opened_sample
-    beats: list[float] = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: beats.append(time.perf_counter()) if run._runner.running or measure_all else None)
-
-    def longest_gap(beats: list[float], which: str) -> str:
-        gaps = np.diff(beats)
-        i = int(np.argmax(gaps))
-        during = [f"{d * 1000:.0f} ms" for t, d in frozen_heap if beats[i] - 0.01 <= t <= beats[i + 1]]
-        return (
-            f"GUI blocked for {gaps[i] * 1000:.0f} ms during the {which}, {beats[i] - beats[0]:.2f} s in"
-            f" (full garbage collections in that gap: {during or 'none'})"
-        )
-
-    measure_all = False
-    run._samples.setValue(4)  # enough work for > 50 beats in each run (the re-run reuses the encoding)
-    run._steps.setValue(8)
-    run.run()  # the click itself (building the case: ~100 ms) is not counted
-    qtbot.waitUntil(lambda: "%" in run._status.text(), timeout=60_000)  # the work has started
-    timer.start()
-    qtbot.waitUntil(lambda: not run._runner.running, timeout=120_000)
-    timer.stop()
-    first_beats = list(beats)
-    qtbot.waitUntil(lambda: run._status.text().startswith("done:"), timeout=60_000)
-
-    beats.clear()
-    measure_all = True
-    run._seed.setValue(1)  # new hypotheses, so every layer drawn from them is updated in place (the
-    run.run()  # same inputs and settings would reuse the whole last run, and leave the layers as they are)
-    qtbot.waitUntil(lambda: "%" in run._status.text(), timeout=60_000)
-    timer.start()
-    qtbot.waitUntil(lambda: run._status.text().startswith(("done:", "EnTrust")), timeout=120_000)
-    timer.stop()
-    assert run._status.text().startswith("done:")
-    assert len(first_beats) > 50 and len(beats) > 50
-    assert np.diff(first_beats).max() <= 0.100, longest_gap(first_beats, "first run")
-    assert np.diff(beats).max() <= 0.100, longest_gap(beats, "re-run")
-
-
 def test_cancel_stops_quickly_and_leaves_the_viewer_unchanged(opened_sample, qtbot):
     viewer, run, _ = opened_sample
     names = [layer.name for layer in viewer.layers]
@@ -345,7 +243,7 @@ def test_errors_become_notifications_and_the_viewer_stays_usable(make_napari_vie
     shown = []
     monkeypatch.setattr(qt_parts, "show_error", shown.append)
     viewer = make_napari_viewer()
-    run, _ = _widgets(viewer)
+    run, _ = dock_widgets(viewer)
     run.run()  # no layers at all
     assert shown and "choose a layer" in shown[-1]
     for mod, name in (("t1", "T1"), ("t1ce", "T1ce"), ("t2", "T2"), ("flair", "FLAIR")):
@@ -371,7 +269,7 @@ def test_out_of_memory_is_reported_and_the_viewer_stays_usable(make_napari_viewe
     viewer = make_napari_viewer()
     viewer.open_sample("napari-entrust", "phantom_2mm")
     names = [layer.name for layer in viewer.layers]
-    run, _ = _widgets(viewer)
+    run, _ = dock_widgets(viewer)
     run.run()
     qtbot.waitUntil(lambda: not run._runner.running, timeout=30_000)
     assert shown and "out of memory" in shown[-1] and "lower the sample count" in shown[-1]
@@ -394,7 +292,7 @@ def test_an_unexpected_error_names_the_stage_and_a_log_with_its_traceback(
     monkeypatch.setattr(_runner, "show_error", shown.append)
     viewer = make_napari_viewer()
     viewer.open_sample("napari-entrust", "phantom_2mm")
-    run, _ = _widgets(viewer)
+    run, _ = dock_widgets(viewer)
     run.run()
     qtbot.waitUntil(lambda: not run._runner.running, timeout=30_000)
     logs = list((tmp_path / "logs").glob("*.log"))
@@ -406,7 +304,7 @@ def test_an_unexpected_error_names_the_stage_and_a_log_with_its_traceback(
 def test_resample_with_edits_autosave_and_restore(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-entrust", "phantom_2mm")
-    run, review = _widgets(viewer)
+    run, review = dock_widgets(viewer)
     _run(qtbot, run, samples=2, steps=3)
     regions = review.regions.find_regions()
     mask = viewer.layers["mask"]
@@ -480,7 +378,7 @@ def test_worklist_next_case_then_explain_a_region(make_napari_viewer, qtbot, bra
     order = [line.split(",")[1] for line in (tmp_path / "out" / "worklist.csv").read_text().splitlines()[1:]]
 
     viewer = make_napari_viewer(show=True)
-    run, review = _widgets(viewer)
+    run, review = dock_widgets(viewer)
     run.worklist.picker.path = str(tmp_path / "out" / "worklist.csv")
     for name in order:
         run.worklist.open_next_case()
