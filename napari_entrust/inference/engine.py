@@ -62,15 +62,14 @@ def run_prediction(
     t0 = time.perf_counter()
 
     yield 0.0, "normalising"
-    key = inputs_key(case, bundle) if last_run is not None else ""
-    volume, grid, checks = _normalised(case, bundle, last_run, key)
+    inputs = inputs_key(case, bundle) if last_run is not None else ""
+    volume, grid, checks = _normalised(case, bundle, last_run, inputs)
     timings["normalise_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    key = encoding_key(key, bundle, sampling)
-    enc = yield from rescaled(
-        _encoded(volume, bundle, sampling, memory_mb, should_stop, last_run, key), 0.05, 0.25, should_stop=should_stop
-    )
+    enc_key = encoding_key(inputs, bundle, sampling)
+    encoding = _encoded(volume, bundle, sampling, memory_mb, should_stop, last_run, enc_key)
+    enc = yield from rescaled(encoding, 0.05, 0.25, should_stop=should_stop)
     timings["encode_s"] = time.perf_counter() - t
     if bundle.validity:
         checks.append(validity.feature_check(enc.pooled, bundle.validity))
@@ -78,7 +77,7 @@ def run_prediction(
 
     t = time.perf_counter()
     parts, boxes, known = _region(enc, grid, fixed, fixed_labels)
-    key = hypotheses_key(key, sampling)
+    drawn_key = hypotheses_key(enc_key, sampling)
     drawn = yield from rescaled(
         draw_hypotheses(
             enc,
@@ -90,7 +89,7 @@ def run_prediction(
             memory_mb=memory_mb,
             should_stop=should_stop,
             within=None if within is None else box_on_model_grid(within, case.shape, grid),
-            earlier=last_run.get("hypotheses", key) if last_run is not None else None,
+            earlier=last_run.get("hypotheses", drawn_key) if last_run is not None else None,
         ),
         0.3,
         0.6,
@@ -98,7 +97,7 @@ def run_prediction(
     )
     timings["sample_s"] = time.perf_counter() - t
     if last_run is not None:
-        last_run.keep("hypotheses", key, drawn)
+        last_run.keep("hypotheses", drawn_key, drawn)
 
     t = time.perf_counter()
     yield 0.92, "assembling outputs"

@@ -43,11 +43,15 @@ class Case:
     checks: list[Check] = field(default_factory=list)
     #: per modality (and "labels"): geometry of the source file as stored (shape, spacing, orientation, codes)
     file_geometry: dict[str, dict] = field(default_factory=dict)
-    #: for a DICOM study: the reference series' files in slice order (what a DICOM-SEG output references)
-    dicom_reference: list[str] = field(default_factory=list)
+    reference_modality: str = ""  #: the modality whose grid the case is on
     #: for a DICOM study: each modality's series files in slice order (what its provenance hashes)
     dicom_series: dict[str, list[str]] = field(default_factory=dict)
     dicom_study: str = ""  #: for a DICOM study: the folder it was read from
+
+    @property
+    def dicom_reference(self) -> list[str]:
+        """For a DICOM study: the reference series' files in slice order (what a DICOM-SEG references)."""
+        return self.dicom_series.get(self.reference_modality, [])
 
     @property
     def modalities(self) -> tuple[str, ...]:

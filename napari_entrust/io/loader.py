@@ -377,7 +377,7 @@ def _load(source, labels, reference, label_convention, series=None) -> tuple[Cas
         notes,
         checks.items,
         file_geometry,
-        list(ref.files),
+        ref_mod,
         {m: list(v.files) for m, v in vols.items() if v.files},
         str(files.modalities[MODALITIES[0]]) if files.layout == "dicom" else "",
     )

@@ -56,8 +56,8 @@ def case_metadata(case: Case) -> dict:
         "entrust_label_convention": case.label_convention or "brats2021",
         **(
             {
-                "entrust_dicom_reference": list(case.dicom_reference),
-                "entrust_dicom_series": dict(case.dicom_series),
+                "entrust_dicom_series": dict(case.dicom_series),  # each modality's files, in slice order
+                "entrust_dicom_reference": case.reference_modality,  # the series a DICOM-SEG references
                 "entrust_dicom_study": case.dicom_study,
             }
             if case.dicom_reference

@@ -98,7 +98,7 @@ def is_dicom_seg_path(path: str | Path) -> bool:
 def _study_grid(data: np.ndarray, meta: dict) -> tuple[ReferenceGrid, list[str]]:
     """The reference series' grid and files of a layer of a DICOM study, if the layer lies on it."""
     metadata = meta.get("metadata") or {}
-    files = metadata.get("entrust_dicom_reference")
+    files = (metadata.get("entrust_dicom_series") or {}).get(metadata.get("entrust_dicom_reference"))
     if not files or "entrust_grid" not in metadata:
         raise OutputError(meta.get("name", "layer"), "is not of a case read from a DICOM study; save it as NIfTI")
     grid = ReferenceGrid.from_dict(metadata["entrust_grid"])

@@ -117,7 +117,7 @@ class SavePanel(QWidget):
         """The Save dialog; True if the mask was saved."""
         mask = self.session.output_layer("mask")
         formats = "NIfTI (*.nii.gz *.nii)"
-        if mask is not None and mask.metadata.get("entrust_dicom_reference"):
+        if mask is not None and mask.metadata.get("entrust_dicom_series"):
             formats += ";;DICOM Segmentation, referencing the study (*.seg.dcm)"
         path, chosen = QFileDialog.getSaveFileName(self, "Save corrected mask", str(self.suggested_path()), formats)
         if path and chosen.startswith("DICOM") and not path.lower().endswith(".dcm"):
