@@ -76,7 +76,7 @@ def run_prediction(
     report = validity.report(*checks)
 
     t = time.perf_counter()
-    parts, boxes, known = _region(enc, grid, fixed, fixed_labels)
+    parts, boxes, known = _region(enc, grid, fixed, fixed_labels, bundle.config.conflict_head)
     drawn_key = hypotheses_key(enc_key, sampling)
     drawn = yield from rescaled(
         draw_hypotheses(
@@ -110,9 +110,12 @@ def run_prediction(
     return pred
 
 
-def _region(enc: Encoding, grid, fixed, fixed_labels) -> tuple[np.ndarray, list, FixedVoxels | None]:
+def _region(
+    enc: Encoding, grid, fixed, fixed_labels, conflict_head: bool
+) -> tuple[np.ndarray, list, FixedVoxels | None]:
     """Where hypotheses are drawn (its parts and their boxes), and the fixed voxels on the model grid."""
-    roi, known = region_of_interest(enc.fused_wt, enc.head), None
+    conflict = enc.conflict if conflict_head else None  # the head's probability, not ‖F_cf‖
+    roi, known = region_of_interest(enc.fused_wt, enc.head, conflict), None
     if fixed is not None and fixed.any():
         known = FixedVoxels(*on_model_grid(fixed, to_regions(fixed_labels), grid))
         roi = with_fixed_voxels(roi, known.mask, enc.head)

@@ -16,10 +16,18 @@ from .slices import resample
 ROI_THRESHOLD = 0.3  #: fused-head WT probability above which a voxel may be tumour
 ROI_MIN_VOXELS = 10  #: smaller candidate specks are ignored (0.08 mL at 2 mm)
 ROI_MARGIN = 4  #: model-grid voxels added around the candidates
+CONFLICT_THRESHOLD = 0.5  #: conflict-head probability above which the modalities may disagree
+CONFLICT_REACH = 8  #: model-grid voxels (16 mm at 2 mm) from the candidate tumour a conflict may lie
 
 
-def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
-    """Where hypotheses are drawn: candidate tumour from the fused head, specks removed, grown by a margin."""
+def region_of_interest(fused_wt: np.ndarray, head: np.ndarray, conflict: np.ndarray | None = None) -> np.ndarray:
+    """Where hypotheses are drawn: candidate tumour from the fused head, specks removed, grown by a margin.
+
+    ``conflict``: a conflict head's probability (models trained with a conflict target). Where it says
+    the modalities disagree near the candidate tumour, the region takes those voxels too, whatever
+    their size: a T1ce-only focus of 3-5 mm is a few model voxels the fused head may call background,
+    and hypotheses can only diverge where they are drawn.
+    """
     candidates = (fused_wt >= ROI_THRESHOLD) & head
     labelled, n = ndimage.label(candidates)
     if n:
@@ -27,12 +35,26 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray) -> np.ndarray:
         candidates = np.isin(labelled, 1 + np.flatnonzero(sizes >= ROI_MIN_VOXELS))
     if not candidates.any():
         return candidates
+    if conflict is not None:
+        candidates = candidates | _conflict_near(candidates, conflict >= CONFLICT_THRESHOLD) & head
     # dilate only the candidates' bounding box grown by the margin: the same result, 4× faster
     bounds = ndimage.find_objects(candidates.view(np.uint8))[0]  # a view: no copy of the volume
     box = tuple(slice(max(s.start - ROI_MARGIN, 0), s.stop + ROI_MARGIN) for s in bounds)
     roi = np.zeros_like(candidates)
     roi[box] = ndimage.binary_dilation(candidates[box], iterations=ROI_MARGIN) & head[box]
     return roi
+
+
+def _conflict_near(candidates: np.ndarray, disagree: np.ndarray) -> np.ndarray:
+    """``disagree`` within :data:`CONFLICT_REACH` of the candidates (a disagreement far from any
+    tumour is not this tumour's, and would only make sampling slower)."""
+    if not disagree.any():
+        return disagree
+    bounds = ndimage.find_objects(candidates.view(np.uint8))[0]
+    box = tuple(slice(max(s.start - CONFLICT_REACH, 0), s.stop + CONFLICT_REACH) for s in bounds)
+    reach = np.zeros_like(candidates)
+    reach[box] = ndimage.binary_dilation(candidates[box], iterations=CONFLICT_REACH)
+    return reach & disagree
 
 
 def with_fixed_voxels(roi: np.ndarray, known: np.ndarray, head: np.ndarray) -> np.ndarray:

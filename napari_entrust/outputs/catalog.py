@@ -36,7 +36,8 @@ class Output:
     labels: bool = False  #: label values, written in the chosen label convention
     term: str = ""  #: the method's term, shown after the plain-language layer name
     #: stored as ``dtype`` integers with a slope and intercept fitted to the map's range (every NIfTI
-    #: reader applies them): for maps that are only looked at, a quarter of the bytes to compress
+    #: reader applies them): a half or a quarter of the bytes to compress, where the steps (1/65535 or
+    #: 1/255 of the range) are below what the map is read for
     scaled: bool = False
 
     def file_stem(self, modality: str | None = None) -> str:
@@ -80,7 +81,8 @@ _GREEN = clear_at_zero("green", [0.2, 0.7, 0.3, 0.6], [0.7, 1.0, 0.6, 0.9])
 #: in the order the files are written; layers come in the same order, stacks last
 OUTPUTS: tuple[Output, ...] = (
     Output("mask", "label map", np.uint8, "mask", "labels", _LABELS, visible=True, labels=True),
-    Output("prob", "p(WT),p(TC),p(ET)", stack=True),
+    # uint16 with a slope: steps of 1.5e-5, far below what any metric resolves, in half the bytes
+    Output("prob", "p(WT),p(TC),p(ET)", np.uint16, stack=True, scaled=True),
     Output("samples", "K hypotheses", np.uint8, "hypotheses", "labels", _LABELS, stack=True, labels=True),
     Output(
         "trustmap",

@@ -16,8 +16,9 @@ import numpy as np
 
 from .mri_signal import HEALTHY, R1_GD, STANDARD_SEQUENCES, TISSUES, Sequence, Tissue
 
-DOMAINS = ("standard", "randomised", "mixed")
-MIXED_STANDARD_SHARE = 0.25  #: of the ``mixed`` domain's cases on the standard protocol
+#: of each mixed domain's cases, the share on the standard protocol (the rest randomised)
+MIXED_STANDARD_SHARES = {"mixed": 0.25, "half-mixed": 0.5}
+DOMAINS = ("standard", "randomised", *MIXED_STANDARD_SHARES)
 #: bumped when what ``randomised_domain`` draws changes, so cached training phantoms are regenerated
 RANDOMISED_VERSION = 2
 #: the least FLAIR and T2 contrast of oedema against the brighter of white and grey matter: as
@@ -86,14 +87,14 @@ STANDARD = Domain()
 
 
 def domain_for(name: str, rng: np.random.Generator) -> Domain:
-    """The named domain; ``randomised`` draws a new one from ``rng``, ``mixed`` draws the standard one
-    for :data:`MIXED_STANDARD_SHARE` of the cases and a randomised one for the rest."""
+    """The named domain; ``randomised`` draws a new one from ``rng``, ``mixed`` and ``half-mixed`` draw
+    the standard one for their share (:data:`MIXED_STANDARD_SHARES`) and a randomised one otherwise."""
     if name == "standard":
         return STANDARD
     if name == "randomised":
         return randomised_domain(rng)
-    if name == "mixed":  # randomised, with some cases on the standard protocol the sample case uses
-        return STANDARD if rng.random() < MIXED_STANDARD_SHARE else randomised_domain(rng)
+    if name in MIXED_STANDARD_SHARES:  # randomised, with some cases on the sample's standard protocol
+        return STANDARD if rng.random() < MIXED_STANDARD_SHARES[name] else randomised_domain(rng)
     raise ValueError(f"unknown phantom domain {name!r}; choose from {', '.join(DOMAINS)}")
 
 

@@ -98,7 +98,7 @@ def test_evaluate_names_the_file_and_the_problem(perfect_prediction, brats_case_
     img = nib.load(str(prob))
     data = np.asarray(img.dataobj).astype(np.float32)
     data[0, 0, 0, 0] = np.nan
-    nib.save(nib.Nifti1Image(data, img.affine, img.header), str(prob))
+    nib.save(nib.Nifti1Image(data, img.affine), str(prob))  # float32: a stored uint16 cannot hold NaN
     assert main(["evaluate", str(perfect_prediction), str(brats_case_dir), "--out", str(tmp_path / "e2")]) == 2
     err = capsys.readouterr().err
     assert "prob.nii.gz" in err and "NaN" in err

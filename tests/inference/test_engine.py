@@ -23,7 +23,7 @@ from napari_entrust.progress import run_to_end
 def fixed_roi(monkeypatch, phantom2):
     roi = np.zeros(phantom2.labels.shape, bool)
     roi[40:60, 50:70, 40:46] = True
-    monkeypatch.setattr(engine, "region_of_interest", lambda fused, head: roi & head)
+    monkeypatch.setattr(engine, "region_of_interest", lambda fused, head, conflict=None: roi & head)
     return roi
 
 

@@ -20,11 +20,12 @@ def test_a_saved_prediction_reads_back_for_review(brats_case_dir, tmp_path):
     back = read_prediction(tmp_path / "p", case)
     assert np.array_equal(back.mask, pred.mask) and np.array_equal(back.samples, pred.samples)
     np.testing.assert_allclose(back.trustmap, pred.trustmap, atol=1e-6)
-    # maps that are only looked at are stored as integers with a slope: within one step of their
-    # range, and exactly 0 where they are 0 (outside the head), so they stay clear there in any viewer
+    # maps stored as integers with a slope: within one step of their range, and exactly 0 where
+    # they are 0 (outside the head), so they stay clear there in any viewer
     for written, read, levels in (
         (pred.consensus, back.consensus, 255),
         (pred.conflict, back.conflict, 65535),
+        (pred.prob, back.prob, 65535),
         (pred.weights["flair"], back.weights["flair"], 255),
     ):
         np.testing.assert_allclose(read, written, atol=written.max() / levels + 1e-6)
