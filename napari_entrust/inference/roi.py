@@ -35,26 +35,23 @@ def region_of_interest(fused_wt: np.ndarray, head: np.ndarray, conflict: np.ndar
         candidates = np.isin(labelled, 1 + np.flatnonzero(sizes >= ROI_MIN_VOXELS))
     if not candidates.any():
         return candidates
-    if conflict is not None:
-        candidates = candidates | _conflict_near(candidates, conflict >= CONFLICT_THRESHOLD) & head
-    # dilate only the candidates' bounding box grown by the margin: the same result, 4× faster
-    bounds = ndimage.find_objects(candidates.view(np.uint8))[0]  # a view: no copy of the volume
-    box = tuple(slice(max(s.start - ROI_MARGIN, 0), s.stop + ROI_MARGIN) for s in bounds)
-    roi = np.zeros_like(candidates)
-    roi[box] = ndimage.binary_dilation(candidates[box], iterations=ROI_MARGIN) & head[box]
-    return roi
+    if conflict is not None:  # a disagreement far from any tumour is not this tumour's
+        disagree = (conflict >= CONFLICT_THRESHOLD) & head
+        if disagree.any():
+            candidates = candidates | (grown(candidates, CONFLICT_REACH) & disagree)
+    return grown(candidates, ROI_MARGIN) & head
 
 
-def _conflict_near(candidates: np.ndarray, disagree: np.ndarray) -> np.ndarray:
-    """``disagree`` within :data:`CONFLICT_REACH` of the candidates (a disagreement far from any
-    tumour is not this tumour's, and would only make sampling slower)."""
-    if not disagree.any():
-        return disagree
-    bounds = ndimage.find_objects(candidates.view(np.uint8))[0]
-    box = tuple(slice(max(s.start - CONFLICT_REACH, 0), s.stop + CONFLICT_REACH) for s in bounds)
-    reach = np.zeros_like(candidates)
-    reach[box] = ndimage.binary_dilation(candidates[box], iterations=CONFLICT_REACH)
-    return reach & disagree
+def grown(mask: np.ndarray, voxels: int) -> np.ndarray:
+    """``mask`` dilated by ``voxels``, computed on its bounding box grown by as much: the same
+    result as dilating the whole volume, 4× faster for a tumour-sized mask."""
+    if not mask.any():
+        return mask.copy()
+    bounds = ndimage.find_objects(mask.view(np.uint8))[0]  # a view: no copy of the volume
+    box = tuple(slice(max(s.start - voxels, 0), s.stop + voxels) for s in bounds)
+    out = np.zeros_like(mask)
+    out[box] = ndimage.binary_dilation(mask[box], iterations=voxels)
+    return out
 
 
 def with_fixed_voxels(roi: np.ndarray, known: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -67,7 +64,7 @@ def with_fixed_voxels(roi: np.ndarray, known: np.ndarray, head: np.ndarray) -> n
     outside = known & ~roi
     if not outside.any():
         return roi
-    return roi | (ndimage.binary_dilation(outside, iterations=ROI_MARGIN) & head)
+    return roi | (grown(outside, ROI_MARGIN) & head)
 
 
 def region_boxes(roi: np.ndarray) -> tuple[np.ndarray, list[tuple[slice, slice, slice]]]:
