@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import __version__
 from ..errors import EntrustError, InputError, exception_reason
+from ..inference.coreless_parts import drop_coreless_parts
 from ..inference.distributed import distributed_context
 from ..inference.slices import case_volume, encoder_input, from_model_grid, head_box, head_voxels
 from ..io.case import Case
@@ -236,9 +237,11 @@ def run_baseline(
     shape = case.shape
     prob_c = from_model_grid(mean, grid, shape)
     samples = np.stack([from_regions(from_model_grid(probs[r], grid, shape) > 0.5) for r in range(runs)])
+    mask = from_regions(prob_c > 0.5)
+    drop_coreless_parts(mask)  # as EnTrust's mask does
     yield 1.0, "done"
     return BaselinePrediction(
-        mask=from_regions(prob_c > 0.5),
+        mask=mask,
         prob=prob_c,
         samples=samples,
         trustmap=trustmap(prob_c).astype(np.float32),

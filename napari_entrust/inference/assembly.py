@@ -1,6 +1,7 @@
 """Back to the case grid: the hypotheses as label maps, their majority vote, the TrustMap and volumes.
 
-The user's fixed voxels come back exactly and certain. Volumes are counted per hypothesis, so
+The user's fixed voxels come back exactly and certain; the mask leaves out its parts that hold no
+tumour core (:mod:`.coreless_parts`). Volumes are counted per hypothesis, so
 the summary can say how much the whole tumour's volume varies between plausible masks.
 """
 
@@ -11,6 +12,7 @@ import numpy as np
 from ..io.case import Case
 from ..io.labels import REGION_LABELS, REGIONS, from_regions, region_votes, to_regions
 from ..model.trustmap import trustmap
+from .coreless_parts import drop_coreless_parts
 from .encoding import Encoding
 from .hypotheses import DrawnHypotheses
 from .prediction import Prediction
@@ -59,8 +61,12 @@ def assemble(
     *,
     fixed: np.ndarray | None = None,
     fixed_labels: np.ndarray | None = None,
+    whole_case: bool = True,
 ) -> tuple[Prediction, dict[str, np.ndarray]]:
-    """Every output on the case grid, and the region volumes of each hypothesis (mL)."""
+    """Every output on the case grid, and the region volumes of each hypothesis (mL).
+
+    ``whole_case`` False: ``drawn`` covers only part of the region (an explanation's re-run), where a
+    tumour's part cut off by the drawn box must not be taken for a part without core."""
     shape, k = case.shape, drawn.regions.shape[0]
     prob, samples, statistics, where = _drawn_on_case_grid(drawn, shape)
     if fixed is not None:  # the user's decisions come back exactly, and certain
@@ -68,8 +74,11 @@ def assemble(
         prob[:, fixed] = to_regions(fixed_labels[fixed])
         for v in statistics.values():
             v[fixed] = 0.0
-    # the mask is the hypotheses' majority vote per region; prob (calibrated) feeds the TrustMap
+    # the mask is the hypotheses' majority vote per region, less its parts without tumour core;
+    # prob (calibrated) feeds the TrustMap
     mask = from_regions(region_votes(samples) > k / 2)
+    marked = fixed & (fixed_labels > 0) if fixed is not None else None  # fixed voxels may lie anywhere
+    dropped = drop_coreless_parts(mask, box=where if fixed is None else None, keep=marked) if whole_case else 0
     trust = np.zeros(shape, np.float32)  # 0 wherever prob is 0 or 1: outside ``where`` and at fixed voxels
     if where is not None:
         trust[where] = trustmap(prob[(slice(None), *where)])
@@ -83,5 +92,6 @@ def assemble(
         trustmap=trust,
         **statistics,
         **_features_on_case_grid(enc, modalities, shape),
+        summary={"dropped_without_core_ml": dropped * case.grid.voxel_volume_ml},
     )
     return pred, volumes

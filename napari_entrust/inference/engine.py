@@ -101,7 +101,9 @@ def run_prediction(
 
     t = time.perf_counter()
     yield 0.92, "assembling outputs"
-    pred, volumes = assemble(case, enc, drawn, cfg.modalities, fixed=fixed, fixed_labels=fixed_labels)
+    pred, volumes = assemble(
+        case, enc, drawn, cfg.modalities, fixed=fixed, fixed_labels=fixed_labels, whole_case=within is None
+    )
     timings["assemble_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     pred.validity = report
@@ -130,7 +132,11 @@ def _normalised(case: Case, bundle: ModelBundle, last_run: RunCache | None, key:
         cfg = bundle.config
         volume, grid = case_volume(case, cfg.modalities, cfg.spacing_mm)
         _check_size(case, volume, bundle)
-        checks = [validity.outline_check(case.images, case.spacing), validity.geometry_checks(case.shape, case.spacing)]
+        checks = [
+            validity.outline_check(case.images, case.spacing),
+            validity.geometry_checks(case.shape, case.spacing),
+            validity.noise_checks(volume.numpy(), cfg.modalities),
+        ]
         if bundle.validity:
             checks.append(validity.intensity_checks(volume.numpy(), cfg.modalities, bundle.validity))
         kept = volume, grid, checks
@@ -213,6 +219,7 @@ def _summary(
             }
             for i, r in enumerate(REGIONS)
         },
+        "dropped_without_core_ml": pred.summary.get("dropped_without_core_ml", 0.0),  # what assemble left out
         "timings_s": {key: round(v, 3) for key, v in timings.items()},
         "device": str(next(bundle.net.parameters()).device),
         "model": {"path": str(bundle.path), "sha256": bundle.sha256},

@@ -16,7 +16,7 @@ from .validity import ValidityReport
 class Prediction:
     """Every output on the case grid (RAS+), and the summary written to ``summary.json``."""
 
-    mask: np.ndarray  #: uint8 labels (BraTS 2021 convention): majority vote of the hypotheses per region
+    mask: np.ndarray  #: uint8 labels (BraTS 2021): the hypotheses' majority vote, less parts without core
     prob: np.ndarray  #: (3, X, Y, Z) calibrated WT/TC/ET probabilities
     samples: np.ndarray  #: (K, X, Y, Z) uint8 label maps, one per hypothesis
     trustmap: np.ndarray  #: calibrated uncertainty in [0, 1]

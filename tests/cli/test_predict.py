@@ -46,6 +46,7 @@ def test_predict_on_the_sample_case_writes_every_output_on_its_grid(brats_case_d
     assert summary["model"]["sha256"] == sha256_of(bundled_model_path())
     assert summary["parameters"]["samples"] == 4 and summary["device"] == "cpu"
     assert summary["volumes_ml"]["WT"]["mean"] > 0 and "total_s" in summary["timings_s"]
+    assert summary["dropped_without_core_ml"] >= 0.0  # what the mask left out is on record
     assert "case score" in capsys.readouterr().out
     # and nothing is overwritten without --overwrite
     before = (out / "mask.nii.gz").read_bytes()

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from napari_entrust.inference.engine import predict_case
-from napari_entrust.inference.validity import describe, geometry_checks, histogram, total_variation
+from napari_entrust.inference.slices import case_volume
+from napari_entrust.inference.validity import describe, geometry_checks, histogram, noise_checks, total_variation
 from napari_entrust.io.case import Case
+from napari_entrust.io.modalities import MODALITIES
 from napari_entrust.model.checkpoint import load_checkpoint
 from napari_entrust.model.config import SamplingConfig
 from napari_entrust.phantom.phantom import make_phantom
@@ -91,6 +93,7 @@ def test_a_heavily_corrupted_case_is_flagged(bundle, unseen):
     report = _validity(Case.from_arrays(noisy, unseen.affine, name="noisy"), bundle)
     assert report.flagged and report.checks["features"]["excess"] > 0.25
     assert sum("intensities unlike training data" in r for r in report.reasons) >= 2
+    assert sum(" is very noisy (" in r for r in report.reasons) == 4
 
 
 def test_a_non_brain_volume_is_flagged(bundle, tmp_path, capsys):
@@ -128,3 +131,26 @@ def test_geometry_and_histogram_helpers():
     b = histogram(np.array([0.1, 0.1, 0.1, 0.9]))
     assert total_variation(a, a) == 0 and total_variation(a, b) == pytest.approx(0.25)
     assert describe({"flagged": False, "score": 0.93, "reasons": []}) == "input check passed (validity 0.93)"
+
+
+def _noise_reasons(case) -> tuple[dict, list[str]]:
+    volume, _ = case_volume(case, MODALITIES, 2.0)
+    return noise_checks(volume.numpy(), MODALITIES)
+
+
+@pytest.mark.parametrize("domain", ["standard", "randomised"])
+def test_training_like_noise_passes_the_noise_check(domain):
+    for seed in (9003, 9004, 9005):
+        checks, reasons = _noise_reasons(make_phantom(seed=seed, spacing=2, domain=domain).to_case())
+        assert reasons == [] and set(checks) == {f"noise_{m}" for m in MODALITIES}
+
+
+def test_one_very_noisy_series_is_named_whatever_the_model(unseen):
+    """The fitted limits of a model trained on varied scans can let a corrupted series through; the
+    noise check does not depend on them."""
+    im = unseen.to_case().images
+    t2 = im["t2"]
+    noisy = t2 + (np.random.default_rng(1).normal(0, 0.6 * t2[t2 > 0].mean(), t2.shape) * (t2 > 0))
+    checks, reasons = _noise_reasons(Case.from_arrays({**im, "t2": noisy.astype(np.float32)}, unseen.affine))
+    assert len(reasons) == 1 and reasons[0].startswith("T2 is very noisy")
+    assert checks["noise_t2"]["excess"] > 0.25 and all(checks[f"noise_{m}"]["excess"] == 0 for m in ("t1", "flair"))

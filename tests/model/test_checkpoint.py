@@ -53,12 +53,13 @@ def test_bundled_model_is_recorded_and_loads_safely():
 
 
 def test_every_bundled_checkpoint_loads_with_its_recorded_sha256():
-    """Every file in resources/ and resources/baselines/ is listed in its SHA256SUMS and loads unchanged."""
+    """Every file in resources/, resources/baselines/ and resources/candidates/ is listed in its
+    SHA256SUMS and loads unchanged."""
     from napari_entrust.benchmark.baselines import load_baseline
     from napari_entrust.model.checkpoint import resources_dir
 
-    files = sorted(resources_dir().glob("*.pt")) + sorted((resources_dir() / "baselines").glob("*.pt"))
-    assert len(files) >= 11
+    files = [p for folder in ("", "baselines", "candidates") for p in sorted((resources_dir() / folder).glob("*.pt"))]
+    assert len(files) >= 12
     for path in files:
         assert recorded_sha256(path.name, path.parent) == sha256_of(path), path.name
         loaded = load_baseline(path) if path.name.startswith("unet") else load_checkpoint(path)
