@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         f"{case.name}: case score {s['case_score']['score']:.3f}  "
         + "  ".join(f"{r} {v['mask']:.1f} mL (hypotheses {v['mean']:.1f} ± {v['std']:.1f})" for r, v in vol.items())
     )
+    if s["dropped_without_core_ml"] > 0:
+        print(f"  {s['dropped_without_core_ml']:.2f} mL left out of the mask: parts holding no tumour core")
     print(f"  {s['timings_s']['total_s']:.1f} s on {s['device']}; {len(files)} files in {args.out}")
     print(describe_validity(s["validity"]), file=sys.stderr if s["validity"]["flagged"] else sys.stdout)
     print(json.dumps(s["timings_s"]))

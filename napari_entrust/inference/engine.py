@@ -22,7 +22,7 @@ from ..model.config import SamplingConfig
 from ..model.trustmap import case_score
 from ..progress import ShouldStop, Steps, rescaled, run_to_end
 from . import validity
-from .assembly import assemble
+from .assembly import assemble, hypothesis_volumes_ml
 from .encoding import Encoding, encode_volume
 from .hypotheses import FixedVoxels, draw_hypotheses
 from .prediction import Prediction
@@ -205,21 +205,22 @@ def _summary(
 ) -> dict:
     """What ``summary.json`` says about a prediction: scores, volumes, timings, model and parameters."""
     voxel_ml = case.grid.voxel_volume_ml
+    in_mask = hypothesis_volumes_ml(pred.mask[None], voxel_ml)  # the mask as written (parts without core left out)
     return {
         "case": case.name,
         "case_score": case_score(pred.trustmap, pred.prob[0], volumes["WT"]),
         "validity": pred.validity.to_dict(),
         "volumes_ml": {
             r: {
-                "mask": float((pred.prob[i] > 0.5).sum() * voxel_ml),
+                "mask": float(in_mask[r][0]),
                 "mean": float(volumes[r].mean()),
                 "std": float(volumes[r].std()),
                 "min": float(volumes[r].min()),
                 "max": float(volumes[r].max()),
             }
-            for i, r in enumerate(REGIONS)
+            for r in REGIONS
         },
-        "dropped_without_core_ml": pred.summary.get("dropped_without_core_ml", 0.0),  # what assemble left out
+        "dropped_without_core_ml": round(pred.summary.get("dropped_without_core_ml", 0.0), 4),  # left out of the mask
         "timings_s": {key: round(v, 3) for key, v in timings.items()},
         "device": str(next(bundle.net.parameters()).device),
         "model": {"path": str(bundle.path), "sha256": bundle.sha256},
