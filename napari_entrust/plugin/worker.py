@@ -25,10 +25,13 @@ from ..inference.run_cache import RunCache
 from ..model.checkpoint import ModelBundle, load_checkpoint
 from ..model.config import SamplingConfig
 from ..progress import ShouldStop, Steps
+from .first_use import compile_label_colours, freeze_while_layers_kept
 from .layer_data import prediction_layers
 from .layer_input import placement
 
 if TYPE_CHECKING:
+    import napari
+
     from ..io.case import Case
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ def _work(model_path, device: str, stop: threading.Event, work: Callable, stage:
     stage[0] = "loading the model"
     yield 0.0, stage[0]
     bundle = load_checkpoint(model_path or None, resolve_device(device))
+    compile_label_colours()  # here, not when the mask layer is first shown in the GUI thread
     steps = work(bundle, stop.is_set)
     with closing(steps):  # as ``yield from`` would: a stopped run leaves the work's contexts here
         while True:
@@ -76,10 +80,12 @@ class PredictionRunner:
         on_state: Callable[[bool], None],
         on_status: Callable[[str], None],
         on_progress: Callable[[float, str], None] | None = None,
+        viewer: napari.Viewer | None = None,
     ):
         self._on_state = on_state
         self._on_status = on_status
         self._on_progress = on_progress
+        self._viewer = viewer
         self._stop = threading.Event()
         self._worker = None
         self._stage = [""]
@@ -138,6 +144,8 @@ class PredictionRunner:
         self._worker = worker
         self._on_state(True)
         self._on_status("starting")
+        if self._viewer is not None:
+            freeze_while_layers_kept(self._viewer)
         worker.start()
 
     def cancel(self) -> None:

@@ -71,3 +71,39 @@ def test_a_layer_that_already_shows_its_data_gets_only_its_new_metadata(make_nap
     show_layers(viewer, [(changed, {"name": "F_c", "metadata": {"run": 3}}, "image")], lambda: finished.append(3))
     qtbot.waitUntil(lambda: len(finished) == 3, timeout=5_000)
     assert len(redrawn) >= 1 and np.asarray(layer.data)[1, 2, 3] == changed[1, 2, 3]
+
+
+def test_new_result_layers_leave_the_selected_layer_and_insertion_selection_alone(make_napari_viewer, qtbot):
+    # each selection change re-populated napari's layer controls: the caller selects once, at the end
+    viewer = make_napari_viewer()
+    mine = viewer.add_image(np.zeros((4, 5, 6), np.float32), name="T1ce")
+    new = [(np.zeros((4, 5, 6), np.float32), {"name": n}, "image") for n in ("TrustMap", "entropy")]
+    finished = []
+    show_layers(viewer, new, lambda: finished.append(True))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    assert viewer.layers.selection.active is mine
+    later = viewer.add_image(np.zeros((4, 5, 6), np.float32), name="added by the user")
+    assert viewer.layers.selection.active is later  # napari's own behaviour is back
+
+
+def test_a_layer_removed_after_a_run_is_freed(make_napari_viewer, qtbot):
+    """Runs freeze the objects alive at their start out of full collections (their 0.3-0.55 s
+    pauses froze the viewer); a layer alive then and removed later must still be collected."""
+    import gc
+    import weakref
+
+    from napari_entrust.plugin.first_use import freeze_while_layers_kept
+
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(np.zeros((40, 50, 60), np.float32), name="T2")
+    gone = weakref.ref(layer)
+    try:
+        freeze_while_layers_kept(viewer)
+        assert gc.get_freeze_count() > 0
+        viewer.layers.remove(layer)
+        del layer
+        qtbot.wait(20)
+        gc.collect()
+        assert gone() is None
+    finally:
+        gc.unfreeze()

@@ -16,7 +16,7 @@ from ...model.config import SamplingConfig
 from ...outputs.catalog import OUTPUTS, clear_at_zero, from_maps
 from ...review.regions import UncertainRegion
 from ..layer_input import case_from_layers
-from ..layer_updates import set_layer
+from ..layer_updates import apply_gradually, set_layer
 from ..qt_parts import guarded, row
 from .session import ReviewSession
 
@@ -159,8 +159,9 @@ class ExplainPanel(QWidget):
         if warning:
             lines.append(f"Note: {warning[0].upper()}{warning[1:]}.")
         self.text.setText("\n".join(lines))
-        self.show_attribution()
-        self.set_status(f"explained region {region.number} in {result.summary['seconds']:.0f} s")
+        done = f"explained region {region.number} in {result.summary['seconds']:.0f} s"
+        # the new layer in a turn of its own, after the panel has been laid out and painted
+        apply_gradually([self.show_attribution, lambda: self.set_status(done)])
 
     def show_attribution(self, *_args) -> None:
         """The fused attribution as a layer: summed over modalities, or the chosen one."""

@@ -51,7 +51,9 @@ class ReviewSession:
         self.set_status = set_status
         self.regions: list[UncertainRegion] = []
         self.selected: UncertainRegion | None = None
-        self.runner = PredictionRunner(on_state=self._running_changed, on_status=set_status, on_progress=on_progress)
+        self.runner = PredictionRunner(
+            on_state=self._running_changed, on_status=set_status, on_progress=on_progress, viewer=viewer
+        )
         self.on_edit: list[Callable[[], None]] = []  #: called after every edit (table, autosave)
         self.on_regions: list[Callable[[], None]] = []  #: called when the regions were found anew
         self.on_running: list[Callable[[bool], None]] = []  #: called when a run starts and ends

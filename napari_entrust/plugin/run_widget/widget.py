@@ -134,7 +134,10 @@ class EntrustWidget(QWidget):
         self._validity_banner.setVisible(False)
         self.progress = ProgressLine()
         self._runner = PredictionRunner(
-            on_state=self._set_running, on_status=self.set_status, on_progress=self.progress.show_progress
+            on_state=self._set_running,
+            on_status=self.set_status,
+            on_progress=self.progress.show_progress,
+            viewer=viewer,
         )
         self.worklist = WorklistPanel(viewer, self.show_result)
         self.view = ViewPanel(viewer)
