@@ -16,6 +16,7 @@ from monai.networks.schedulers import DDIMScheduler
 
 from ..progress import ShouldStop, stop_if_asked
 from .config import ModelConfig, SamplingConfig
+from .denoiser import conv_layout
 from .entrust_net import EnTrustNet
 
 HARMONISE_RADIUS = 8  #: pixels around fixed voxels that re-settle with them (the denoiser's reach)
@@ -246,7 +247,7 @@ def sample(
 
     def conditioned(scale: float) -> torch.Tensor:
         scaled = torch.cat([cond[:, :-n_cf], cond[:, -n_cf:] * scale], dim=1) if scale != 1.0 else cond
-        return net.denoiser.condition(scaled).repeat_interleave(k, dim=0)
+        return conv_layout(net.denoiser.condition(scaled).repeat_interleave(k, dim=0))  # once, not per step
 
     base = conditioned(1.0)
     probing = probe_strength > 0 and 0 < probe_steps < steps
