@@ -107,3 +107,21 @@ def test_a_layer_removed_after_a_run_is_freed(make_napari_viewer, qtbot):
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_new_layers_end_shown_or_hidden_as_asked_and_a_hidden_one_the_user_showed_stays(make_napari_viewer, qtbot):
+    # new visible layers are inserted hidden and shown in a later turn (insert and first draw apart)
+    viewer = make_napari_viewer()
+    tuples = [
+        (np.zeros((4, 5, 6), np.uint8), {"name": "mask"}, "labels"),
+        (np.zeros((4, 5, 6), np.float32), {"name": "entropy", "visible": False}, "image"),
+    ]
+    finished = []
+    show_layers(viewer, tuples, lambda: finished.append(True))
+    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    assert viewer.layers["mask"].visible and not viewer.layers["entropy"].visible
+    viewer.layers["entropy"].visible = True  # the user's choice survives the next update in place
+    viewer.layers["mask"].visible = False
+    show_layers(viewer, tuples, lambda: finished.append(True))
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=5_000)
+    assert viewer.layers["entropy"].visible and not viewer.layers["mask"].visible
