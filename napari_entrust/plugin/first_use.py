@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import gc
 import threading
-import weakref
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -24,7 +23,6 @@ if TYPE_CHECKING:
     import napari
 
 _compiled = threading.Event()
-_watched: weakref.WeakSet = weakref.WeakSet()  # layer lists whose removals unfreeze
 
 
 def compile_label_colours() -> None:
@@ -46,10 +44,7 @@ def freeze_while_layers_kept(viewer: napari.Viewer) -> None:
     Frozen objects are still freed by reference counting, but reference cycles among them are not
     collected while frozen, and napari layers are such cycles: a removed layer would keep its data.
     So any removal unfreezes (the next full pass then collects them); the next run freezes again."""
-    layers = viewer.layers
-    if layers not in _watched:
-        layers.events.removed.connect(_unfreeze)
-        _watched.add(layers)
+    viewer.layers.events.removed.connect(_unfreeze)  # napari ignores a callback already connected
     gc.freeze()
 
 
