@@ -16,7 +16,7 @@ from .coreless_parts import drop_coreless_parts
 from .encoding import Encoding
 from .hypotheses import DrawnHypotheses
 from .prediction import Prediction
-from .upsampling import embed, resample_box
+from .upsampling import embed, nonzero_box, resample_box, union_box
 
 Box = tuple[slice, slice, slice]
 
@@ -45,6 +45,13 @@ def _features_on_case_grid(enc: Encoding, modalities, shape) -> dict:
         "specific": {mod: embed(values[2 + i], where, shape) for i, mod in enumerate(modalities)},
         "weights": {mod: embed(values[2 + m + i], where, shape) for i, mod in enumerate(modalities)},
     }
+
+
+def _mask_box(where: Box | None, marked: np.ndarray | None) -> Box | None:
+    """Where the mask can be non-zero: the hypotheses' box, grown to the voxels a user marked
+    tumour, which may lie anywhere (None: the whole volume)."""
+    boxes = [b for b in (where, None if marked is None else nonzero_box(marked[None])) if b is not None]
+    return union_box(boxes) if boxes else None
 
 
 def hypothesis_volumes_ml(counted: np.ndarray, voxel_ml: float) -> dict[str, np.ndarray]:
@@ -77,8 +84,8 @@ def assemble(
     # the mask is the hypotheses' majority vote per region, less its parts without tumour core;
     # prob (calibrated) feeds the TrustMap
     mask = from_regions(region_votes(samples) > k / 2)
-    marked = fixed & (fixed_labels > 0) if fixed is not None else None  # fixed voxels may lie anywhere
-    dropped = drop_coreless_parts(mask, box=where if fixed is None else None, keep=marked) if whole_case else 0
+    marked = fixed & (fixed_labels > 0) if fixed is not None else None
+    dropped = drop_coreless_parts(mask, box=_mask_box(where, marked), keep=marked) if whole_case else 0
     trust = np.zeros(shape, np.float32)  # 0 wherever prob is 0 or 1: outside ``where`` and at fixed voxels
     if where is not None:
         trust[where] = trustmap(prob[(slice(None), *where)])

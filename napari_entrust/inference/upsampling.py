@@ -40,6 +40,11 @@ def nonzero_box(a: np.ndarray) -> tuple[slice, ...] | None:
 Box = tuple[slice, slice, slice]
 
 
+def union_box(boxes: list[Box]) -> Box:
+    """The smallest box holding every one of ``boxes`` (at least one)."""
+    return tuple(slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(3))
+
+
 def resample_nonzero(a: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     """(C, X, Y, Z) array on one grid → (C, *shape) float32, trilinear, computed only inside the
     output box that the non-zero source box reaches (zero elsewhere, as the full interpolation is)."""
@@ -59,7 +64,7 @@ def resample_box(maps: list[np.ndarray], shape: tuple[int, int, int]) -> tuple[n
     boxes = [b for b in (nonzero_box(a) for a in maps) if b is not None]
     if not boxes:
         return np.zeros((sum(a.shape[0] for a in maps), 0, 0, 0), np.float32), None
-    union = tuple(slice(min(b[i].start for b in boxes), max(b[i].stop for b in boxes)) for i in range(3))
+    union = union_box(boxes)
     grid = maps[0].shape[1:]
     if tuple(grid) == tuple(shape):  # same grid: the box itself
         return np.concatenate([a[(slice(None), *union)].astype(np.float32) for a in maps]), union

@@ -94,3 +94,22 @@ def test_the_mask_drops_the_part_and_the_hypotheses_and_trustmap_keep_it(phantom
     assert (pred.mask[PATCH] == 0).all() if whole_case else (pred.mask[PATCH] == ED).all()
     assert pred.summary["dropped_without_core_ml"] == pytest.approx(patch_ml if whole_case else 0.0)
     assert volumes["WT"] == pytest.approx([regions[0].sum() * case.grid.voxel_volume_ml] * 3)
+
+
+def test_a_part_joined_to_voxels_the_user_marked_tumour_stays(phantom2):
+    """A part the model drew without core stays when it touches oedema the user painted beyond
+    everything the model drew: the part is searched as a whole, not cut at the drawn box."""
+    case = phantom2.to_case()
+    labels = labelled(shape=case.shape)  # the tumour, and a coreless patch the model drew
+    regions = to_regions(labels).astype(bool)
+    prob = np.where(regions, 0.7, 0.0).astype(np.float32)
+    stats = {name: np.where(regions[0], 0.3, 0.0).astype(np.float32) for name in STATISTICS}
+    drawn = DrawnHypotheses(prob, np.stack([regions] * 3), stats)
+    beside = (slice(PATCH[0].stop, PATCH[0].stop + 3), PATCH[1], PATCH[2])  # just past the drawn box
+    fixed = np.zeros(case.shape, bool)
+    fixed[beside] = True
+    painted = np.zeros(case.shape, np.uint8)
+    painted[beside] = ED
+    pred, _ = assemble(case, _encoding(case.shape), drawn, case.modalities, fixed=fixed, fixed_labels=painted)
+    assert (pred.mask[PATCH] == ED).all() and (pred.mask[beside] == ED).all()
+    assert pred.summary["dropped_without_core_ml"] == 0.0
